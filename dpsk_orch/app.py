@@ -1,0 +1,99 @@
+"""The commands' work as plain functions: choose orchestrators, open state under the lock, run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dpsk_orch.config import Config, OrchestratorConfig
+from dpsk_orch.errors import UsageError
+from dpsk_orch.exit_codes import BLOCKED, OK, PARTIAL, UNREACHABLE, USAGE
+from dpsk_orch.r1.client import ClientSettings, R1Client
+from dpsk_orch.state import StateStore
+from dpsk_orch.sync.run import SyncOptions, SyncResult, sync_orchestrator
+
+
+def select_orchestrators(config: Config, names: list[str], select_all: bool) -> list[OrchestratorConfig]:
+    """NAMEs from the config, every enabled one with --all, or the only one; UsageError otherwise."""
+    known = ", ".join(sorted(config.orchestrators))
+    if names and select_all:
+        raise UsageError("give orchestrator names or --all, not both")
+    if select_all:
+        return [o for o in config.orchestrators.values() if o.enabled]
+    if names:
+        unknown = [name for name in names if name not in config.orchestrators]
+        if unknown:
+            raise UsageError(f"unknown orchestrator {', '.join(unknown)} (known: {known})")
+        return [config.orchestrators[name] for name in names]
+    if len(config.orchestrators) != 1:
+        raise UsageError(f"the config holds several orchestrators ({known}): name one or pass --all")
+    return list(config.orchestrators.values())
+
+
+def client_settings(config: Config, orchestrator: OrchestratorConfig) -> ClientSettings:
+    controller = config.controller_for(orchestrator)
+    return ClientSettings(
+        api_url=controller.api_url, tenant_id=controller.tenant_id, client_id=controller.client_id,
+        client_secret=controller.client_secret, delegated_tenant_id=orchestrator.tenant_id,
+        max_requests_per_minute=controller.max_requests_per_minute, concurrency=controller.concurrency)
+
+
+def open_store(db_path: Path, read_only: bool = False) -> StateStore:
+    """The state file; a dry run opens an existing one read-only so it cannot change it."""
+    return StateStore(db_path, read_only=read_only and db_path.exists())
+
+
+def run_sync(config: Config, orchestrators: list[OrchestratorConfig], store: StateStore, options: SyncOptions,
+             progress: Callable[[str, int, int], None] | None = None,
+             transport: httpx.AsyncBaseTransport | None = None) -> list[SyncResult]:
+    """Sync each orchestrator in turn, sharing one client per controller and tenant."""
+    return asyncio.run(_run_sync(config, orchestrators, store, options, progress, transport))
+
+
+async def _run_sync(config: Config, orchestrators: list[OrchestratorConfig], store: StateStore,
+                    options: SyncOptions, progress: Callable[[str, int, int], None] | None,
+                    transport: httpx.AsyncBaseTransport | None) -> list[SyncResult]:
+    results = []
+    async with AsyncExitStack() as stack:
+        clients: dict[ClientSettings, R1Client] = {}
+        for orchestrator in orchestrators:
+            settings = client_settings(config, orchestrator)
+            if settings not in clients:
+                clients[settings] = await stack.enter_async_context(R1Client(settings, transport))
+
+            def report(done: int, total: int, name: str = orchestrator.name) -> None:
+                if progress:
+                    progress(name, done, total)
+
+            results.append(await sync_orchestrator(orchestrator, store, clients[settings], options, report))
+    return results
+
+
+EXIT_CODE_SEVERITY = (USAGE, BLOCKED, PARTIAL, UNREACHABLE)
+
+
+def overall_exit_code(codes: list[int]) -> int:
+    """One exit code for several orchestrators: the one that most needs a person."""
+    for code in EXIT_CODE_SEVERITY:
+        if code in codes:
+            return code
+    return OK
+
+
+def status_rows(store: StateStore, names: list[str]) -> list[dict[str, Any]]:
+    """Per orchestrator: its last run, open flags by kind, mapping counts, tracked source pools."""
+    rows = []
+    for name in names:
+        runs = store.load_runs(name, limit=1)
+        open_flags: dict[str, int] = {}
+        for flag in store.load_flags(name):
+            open_flags[flag.kind] = open_flags.get(flag.kind, 0) + 1
+        rows.append({"orchestrator": name, "last_run": runs[0] if runs else None, "open_flags": open_flags,
+                     "mappings": store.count_mappings(name), "source_pools": len(store.load_source_pools(name))})
+    return rows
+

@@ -1,0 +1,1 @@
+"""The RuckusONE client: the only code that knows URLs and field spellings."""

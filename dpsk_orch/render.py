@@ -1,0 +1,278 @@
+"""Everything the tool shows: rich tables for people, stable JSON for scripts, one-line summaries
+for the journal. Nothing here ever receives a passphrase: actions carry fingerprints only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dpsk_orch.config import Config, ConfigError
+from dpsk_orch.fingerprint import short
+from dpsk_orch.state import Flag
+from dpsk_orch.sync.plan import Action
+from dpsk_orch.sync.run import SyncResult
+
+SUGGESTIONS = {
+    "removal": "delete it (dpsk-orch flags resolve ID --action delete) if the resident left; keep it with "
+               "--action keep; or --action retry to read the source again",
+    "orphan": "copy it to its unit pool (--action copy-to-source), ignore it, or delete it",
+    "conflict": "keep one source (--action keep --to-pool POOL) or ignore; fix the duplicate at the units",
+    "missing_vlan": "set a VLAN on the source passphrase or a `vlan:` fallback for its pool, then --action retry",
+    "target_missing": "nothing to do: the next sync re-creates it (--action retry to clear the flag)",
+    "pool_gone": "delete its site-wide passphrases, keep them unmanaged, or --action retry",
+}
+
+
+class Renderer:
+    """Writes results to stdout (tables or JSON) and summary lines to stderr."""
+
+    def __init__(self, as_json: bool, color: bool, quiet: bool = False) -> None:
+        self.as_json = as_json
+        self.quiet = quiet
+        self.console = Console(no_color=not color, highlight=False, soft_wrap=not sys.stdout.isatty())
+        self.interactive = sys.stdout.isatty()
+
+    @contextmanager
+    def progress(self) -> Iterator[Callable[[str, int, int], None] | None]:
+        """A progress bar on stderr for a person at a terminal; nothing otherwise."""
+        if self.as_json or self.quiet or not sys.stderr.isatty():
+            yield None
+            return
+        console = Console(stderr=True, no_color=self.console.no_color)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def advance(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(f"{name}: writing", total=total)
+                bar.update(tasks[name], advance=done)
+
+            yield advance
+
+    def emit_json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text)
+
+    def error(self, text: str) -> None:
+        sys.stderr.write(f"error: {text}\n")
+
+    # ---- config ------------------------------------------------------------------------------
+
+    def config_ok(self, config: Config) -> None:
+        if self.as_json:
+            self.emit_json({"valid": True, "path": str(config.path), "problems": [],
+                            "orchestrators": sorted(config.orchestrators), "controllers": sorted(config.controllers)})
+            return
+        self.line(f"[green]ok[/green] {config.path}: {len(config.controllers)} controller(s), "
+                  f"{len(config.orchestrators)} orchestrator(s): {', '.join(sorted(config.orchestrators))}")
+
+    def config_error(self, error: ConfigError, path: str | None) -> None:
+        if self.as_json:
+            self.emit_json({"valid": False, "path": path, "problems": [
+                {"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in error.problems]})
+            return
+        for problem in error.problems:
+            sys.stderr.write(f"{problem}\n")
+        sys.stderr.write(f"{len(error.problems)} problem(s); nothing was called\n")
+
+    # ---- sync --------------------------------------------------------------------------------
+
+    def sync_results(self, results: list[SyncResult]) -> None:
+        if self.as_json:
+            self.emit_json({"orchestrators": [sync_result_json(result) for result in results]})
+        else:
+            for result in results:
+                self._sync_result_table(result)
+        for result in results:
+            self._summary_line(result)
+
+    def _sync_result_table(self, result: SyncResult) -> None:
+        if self.quiet:
+            return
+        title = f"{result.orchestrator}: " + ("plan (dry run, nothing changed)" if result.dry_run else "sync")
+        rows = action_rows(result)
+        if rows:
+            table = Table(title=title, title_justify="left")
+            for column in ("action", "pool", "username", "vlan", "fingerprint", "reason", "result"):
+                table.add_column(column)
+            for action, outcome in rows:
+                table.add_row(action.kind, action.pool_name, action.username, vlan_text(action),
+                              short(action.fingerprint), action.reason, outcome)
+            self.console.print(table)
+        elif result.plan is not None:
+            self.line(f"{title}: nothing to change")
+        if result.plan is not None and result.plan.flags:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(flag_counts(result.plan.flags).items()))
+            self.line(f"flags raised: {kinds} (see: dpsk-orch flags list)")
+        for note in result.notes:
+            self.line(f"[yellow]note[/yellow] {note}")
+        for error in result.errors:
+            self.error(f"{result.orchestrator}: {error}")
+
+    def _summary_line(self, result: SyncResult) -> None:
+        """The one line per orchestrator that ends every run, for the journal and for people."""
+        if self.quiet and result.exit_code == 0:
+            return
+        counts = " ".join(f"{k}={v}" for k, v in sorted(result.counts().items())) or "no changes"
+        parts = [f"orchestrator={result.orchestrator}"]
+        if result.run_id is not None:
+            parts.append(f"run={result.run_id}")
+        invocation = _invocation_id()
+        if invocation:
+            parts.append(f"invocation={invocation}")
+        parts += [("dry_run " if result.dry_run else "") + counts, f"requests={result.requests}",
+                  f"duration={result.duration_s:.1f}s", f"exit={result.exit_code}"]
+        priority = "<6>" if result.exit_code == 0 else "<4>"
+        prefix = "" if sys.stderr.isatty() else priority
+        sys.stderr.write(f"{prefix}dpsk-orch sync: {' '.join(parts)}\n")
+
+    # ---- flags -------------------------------------------------------------------------------
+
+    def flags(self, flags: list[Flag]) -> None:
+        if self.as_json:
+            self.emit_json({"flags": [flag_json(flag) for flag in flags]})
+            return
+        if not flags:
+            self.line("no open flags")
+            return
+        table = Table(title="flags", title_justify="left")
+        for column in ("id", "kind", "orchestrator", "pool", "username", "vlan", "fingerprint", "status",
+                       "last seen"):
+            table.add_column(column)
+        for flag in flags:
+            table.add_row(str(flag.id), flag.kind, flag.orchestrator, flag.pool_name or "", flag.username or "",
+                          str(flag.vlan_id or ""), short(flag.fingerprint), flag.status, flag.last_seen)
+        self.console.print(table)
+
+    def flag_detail(self, flag: Flag, events: list[dict[str, Any]]) -> None:
+        if self.as_json:
+            self.emit_json({**flag_json(flag), "suggested_action": SUGGESTIONS.get(flag.kind, ""),
+                            "history": events})
+            return
+        table = Table(show_header=False, title=f"flag {flag.id}", title_justify="left")
+        for key, value in flag_json(flag).items():
+            table.add_row(key, "" if value is None else str(value))
+        table.add_row("suggested action", SUGGESTIONS.get(flag.kind, ""))
+        self.console.print(table)
+        for event in events:
+            extra = " ".join(str(event[k]) for k in ("action", "result") if event.get(k))
+            self.line(f"  {event['at']} {event['event']} by {event['actor']} {extra}".rstrip())
+
+    # ---- status and history ------------------------------------------------------------------
+
+    def status(self, rows: list[dict[str, Any]]) -> None:
+        if self.as_json:
+            self.emit_json({"orchestrators": rows})
+            return
+        table = Table(title="status", title_justify="left")
+        for column in ("orchestrator", "last run", "result", "counts", "open flags", "mappings", "pools"):
+            table.add_column(column)
+        for row in rows:
+            last = row.get("last_run") or {}
+            table.add_row(row["orchestrator"], last.get("started_at", "never"), last.get("status", ""),
+                          compact(last.get("counts", {})), compact(row["open_flags"]),
+                          compact(row["mappings"]), str(row["source_pools"]))
+        self.console.print(table)
+
+    def history(self, runs: list[dict[str, Any]]) -> None:
+        if self.as_json:
+            self.emit_json({"runs": runs})
+            return
+        table = Table(title="history", title_justify="left")
+        for column in ("run", "orchestrator", "command", "started", "duration", "status", "exit", "counts",
+                       "requests", "errors"):
+            table.add_column(column)
+        for run in runs:
+            table.add_row(str(run["id"]), run["orchestrator"], run["command"], run["started_at"],
+                          duration_text(run), run["status"], str(run.get("exit_code", "")),
+                          compact(run.get("counts") or {}), str(run.get("requests", "")),
+                          "; ".join(run.get("errors") or [])[:200])
+        self.console.print(table)
+
+
+def action_rows(result: SyncResult) -> list[tuple[Action, str]]:
+    """Each planned action with what became of it ("planned" in a dry run)."""
+    if result.plan is None:
+        return []
+    outcomes = {id(o.action): o for o in result.report.outcomes} if result.report else {}
+    rows = []
+    for action in result.plan.actions:
+        outcome = outcomes.get(id(action))
+        if result.dry_run:
+            text = "planned"
+        elif outcome is None:
+            text = "not done"
+        else:
+            text = "ok" if outcome.ok else f"failed: {outcome.message}"
+        rows.append((action, text))
+    return rows
+
+
+def sync_result_json(result: SyncResult) -> dict[str, Any]:
+    plan = result.plan
+    actions = [{**action_json(action, result.orchestrator), "result": text} for action, text in action_rows(result)]
+    return {
+        "orchestrator": result.orchestrator, "dry_run": result.dry_run, "run_id": result.run_id,
+        "exit_code": result.exit_code, "counts": result.counts(), "actions": actions,
+        "flags": [{"kind": f.kind, "pool": f.pool_name, "username": f.username, "vlan": f.vlan_id,
+                   "fingerprint": short(f.fingerprint), "detail": f.detail} for f in (plan.flags if plan else ())],
+        "notes": result.notes, "errors": result.errors, "requests": result.requests,
+        "throttled": result.throttled, "duration_s": round(result.duration_s, 3),
+    }
+
+
+def action_json(action: Action, orchestrator: str) -> dict[str, Any]:
+    return {"action": action.kind, "orchestrator": orchestrator, "pool": action.pool_name,
+            "username": action.username, "vlan_before": action.vlan_before, "vlan_after": action.vlan_after,
+            "fingerprint": short(action.fingerprint), "reason": action.reason}
+
+
+def flag_json(flag: Flag) -> dict[str, Any]:
+    return {"id": flag.id, "kind": flag.kind, "orchestrator": flag.orchestrator, "status": flag.status,
+            "pool": flag.pool_name, "pool_id": flag.pool_id or None, "username": flag.username,
+            "vlan": flag.vlan_id, "fingerprint": short(flag.fingerprint), "detail": flag.detail,
+            "first_seen": flag.first_seen, "last_seen": flag.last_seen, "resolved_at": flag.resolved_at,
+            "resolution": flag.resolution}
+
+
+def flag_counts(flags: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for flag in flags:
+        counts[flag.kind] = counts.get(flag.kind, 0) + 1
+    return counts
+
+
+def vlan_text(action: Action) -> str:
+    if action.vlan_before is not None and action.vlan_before != action.vlan_after:
+        return f"{action.vlan_before} -> {action.vlan_after}"
+    return "" if action.vlan_after is None else str(action.vlan_after)
+
+
+def compact(counts: dict[str, Any]) -> str:
+    return " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if value) or "-"
+
+
+def duration_text(run: dict[str, Any]) -> str:
+    if not run.get("ended_at"):
+        return ""
+    started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
+    ended = datetime.fromisoformat(run["ended_at"].replace("Z", "+00:00"))
+    return f"{(ended - started).total_seconds():.0f}s"
+
+
+def _invocation_id() -> str | None:
+    return os.environ.get("INVOCATION_ID")

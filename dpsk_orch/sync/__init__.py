@@ -1,0 +1,1 @@
+"""The main job: snapshot RuckusONE, plan the changes (pure), apply them."""
