@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -15,7 +15,12 @@ from dpsk_orch.errors import UsageError
 from dpsk_orch.exit_codes import BLOCKED, OK, PARTIAL, UNREACHABLE, USAGE
 from dpsk_orch.r1.client import ClientSettings, R1Client
 from dpsk_orch.state import StateStore
+from dpsk_orch.log import get_logger
+from dpsk_orch.sync.discovery import DiscoveryResult, discover
 from dpsk_orch.sync.run import SyncOptions, SyncResult, sync_orchestrator
+
+T = TypeVar("T")
+logger = get_logger()
 
 
 def select_orchestrators(config: Config, names: list[str], select_all: bool) -> list[OrchestratorConfig]:
@@ -51,13 +56,43 @@ def open_store(db_path: Path, read_only: bool = False) -> StateStore:
 def run_sync(config: Config, orchestrators: list[OrchestratorConfig], store: StateStore, options: SyncOptions,
              progress: Callable[[str, int, int], None] | None = None,
              transport: httpx.AsyncBaseTransport | None = None) -> list[SyncResult]:
-    """Sync each orchestrator in turn, sharing one client per controller and tenant."""
-    return asyncio.run(_run_sync(config, orchestrators, store, options, progress, transport))
+    """Sync each orchestrator in turn (discovering first where enabled), one client per controller+tenant."""
+    return asyncio.run(_with_clients(config, orchestrators, transport, lambda orchestrator, r1: _sync_one(
+        config, orchestrator, store, r1, options, progress)))
 
 
-async def _run_sync(config: Config, orchestrators: list[OrchestratorConfig], store: StateStore,
-                    options: SyncOptions, progress: Callable[[str, int, int], None] | None,
-                    transport: httpx.AsyncBaseTransport | None) -> list[SyncResult]:
+def run_discovery(config: Config, orchestrators: list[OrchestratorConfig], store: StateStore, dry_run: bool,
+                  transport: httpx.AsyncBaseTransport | None = None) -> list[DiscoveryResult]:
+    """Discover the source pools of each orchestrator that has a venue."""
+    for orchestrator in orchestrators:
+        if not orchestrator.venue_id:
+            raise UsageError(f"orchestrator {orchestrator.name} has no venue_id: nothing to discover")
+    return asyncio.run(_with_clients(config, orchestrators, transport, lambda orchestrator, r1: discover(
+        config, orchestrator, store, r1, dry_run)))
+
+
+async def _sync_one(config: Config, orchestrator: OrchestratorConfig, store: StateStore, r1: R1Client,
+                    options: SyncOptions, progress: Callable[[str, int, int], None] | None) -> SyncResult:
+    discovered = None
+    if orchestrator.discovery.enabled:
+        found = await discover(config, orchestrator, store, r1, options.dry_run)
+        discovered = found.matched
+        if not found.is_complete:
+            discovered = None  # fall back to the pools discovered before
+            logger.warning("%s: discovery incomplete (%s); syncing the pools found before",
+                           orchestrator.name, "; ".join(found.errors))
+
+    def report(done: int, total: int) -> None:
+        if progress:
+            progress(orchestrator.name, done, total)
+
+    return await sync_orchestrator(orchestrator, store, r1, options, report, discovered=discovered)
+
+
+async def _with_clients(config: Config, orchestrators: list[OrchestratorConfig],
+                        transport: httpx.AsyncBaseTransport | None,
+                        work: Callable[[OrchestratorConfig, R1Client], Awaitable[T]]) -> list[T]:
+    """Run `work` for each orchestrator in turn, sharing one client per controller and tenant."""
     results = []
     async with AsyncExitStack() as stack:
         clients: dict[ClientSettings, R1Client] = {}
@@ -65,12 +100,7 @@ async def _run_sync(config: Config, orchestrators: list[OrchestratorConfig], sto
             settings = client_settings(config, orchestrator)
             if settings not in clients:
                 clients[settings] = await stack.enter_async_context(R1Client(settings, transport))
-
-            def report(done: int, total: int, name: str = orchestrator.name) -> None:
-                if progress:
-                    progress(name, done, total)
-
-            results.append(await sync_orchestrator(orchestrator, store, clients[settings], options, report))
+            results.append(await work(orchestrator, clients[settings]))
     return results
 
 

@@ -117,6 +117,31 @@ def sync(
     raise typer.Exit(work.overall_exit_code([result.exit_code for result in results]))
 
 
+@app.command()
+def discover(
+    ctx: typer.Context,
+    names: NamesArgument = None,
+    select_all: AllOption = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be added and dropped; record "
+                                                             "nothing.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Find source pools on the venue's networks by the include/exclude globs and record them."""
+    g: Globals = ctx.obj
+    renderer = g.renderer(json_output)
+    config = _load_config(g, renderer)
+    orchestrators = _select(config, names or [], select_all, renderer)
+    db_path = resolve_state_db(config, g.db, os.environ)
+    with _state(db_path, renderer, exclusive=not dry_run, read_only=dry_run) as store:
+        try:
+            results = work.run_discovery(config, orchestrators, store, dry_run)
+        except UsageError as error:
+            renderer.error(str(error))
+            raise typer.Exit(USAGE) from None
+    renderer.discovery_results(results)
+    raise typer.Exit(work.overall_exit_code([0 if r.is_complete else 1 for r in results]))
+
+
 # ---- flags -----------------------------------------------------------------------------------
 
 @flags_app.command("list")

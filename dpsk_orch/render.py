@@ -19,6 +19,7 @@ from rich.table import Table
 from dpsk_orch.config import Config, ConfigError
 from dpsk_orch.fingerprint import short
 from dpsk_orch.state import Flag
+from dpsk_orch.sync.discovery import DiscoveryResult
 from dpsk_orch.sync.plan import Action
 from dpsk_orch.sync.run import SyncResult
 
@@ -140,6 +141,24 @@ class Renderer:
         prefix = "" if sys.stderr.isatty() else priority
         sys.stderr.write(f"{prefix}dpsk-orch sync: {' '.join(parts)}\n")
 
+    # ---- discovery ---------------------------------------------------------------------------
+
+    def discovery_results(self, results: list[DiscoveryResult]) -> None:
+        if self.as_json:
+            self.emit_json({"orchestrators": [discovery_json(result) for result in results]})
+            return
+        for result in results:
+            verb = "would add" if result.dry_run else "added"
+            self.line(f"{result.orchestrator}: {result.networks_scanned} network(s) scanned, "
+                      f"{result.pools_seen} pool(s) on the venue, {len(result.matched)} source pool(s)"
+                      + (" (dry run, nothing recorded)" if result.dry_run else ""))
+            if result.added:
+                self.line(f"  {verb}: {', '.join(result.added)}")
+            if result.gone:
+                self.line(f"  gone: {', '.join(result.gone)} (pool_gone flag; its site-wide passphrases stay)")
+            for error in result.errors:
+                self.error(f"{result.orchestrator}: {error}; nothing judged gone this run")
+
     # ---- flags -------------------------------------------------------------------------------
 
     def flags(self, flags: list[Flag]) -> None:
@@ -233,6 +252,13 @@ def sync_result_json(result: SyncResult) -> dict[str, Any]:
         "notes": result.notes, "errors": result.errors, "requests": result.requests,
         "throttled": result.throttled, "duration_s": round(result.duration_s, 3),
     }
+
+
+def discovery_json(result: DiscoveryResult) -> dict[str, Any]:
+    return {"orchestrator": result.orchestrator, "dry_run": result.dry_run, "run_id": result.run_id,
+            "networks_scanned": result.networks_scanned, "pools_seen": result.pools_seen,
+            "source_pools": [{"id": pool.id, "name": pool.name} for pool in result.matched],
+            "added": result.added, "gone": result.gone, "errors": result.errors}
 
 
 def action_json(action: Action, orchestrator: str) -> dict[str, Any]:

@@ -67,13 +67,14 @@ class SyncOptions:
 
 async def sync_orchestrator(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Client,
                             options: SyncOptions, progress: Callable[[int, int], None] | None = None,
-                            pools: list[Pool] | None = None) -> SyncResult:
-    """Sync one orchestrator. Never raises for RuckusONE trouble: it lands in the result instead."""
+                            discovered: list[Pool] | None = None) -> SyncResult:
+    """Sync one orchestrator: its configured pools plus `discovered` (else those discovered before).
+    Never raises for RuckusONE trouble: it lands in the result instead."""
     result = SyncResult(orchestrator.name, options.dry_run)
     started = time.monotonic()
     requests_before, throttled_before = r1.stats.requests, r1.stats.throttled
     try:
-        await _sync(orchestrator, store, r1, options, result, progress, pools)
+        await _sync(orchestrator, store, r1, options, result, progress, discovered)
     except R1Unreachable as error:
         result.errors.append(f"{error}; nothing more was done, the next run retries")
         result.exit_code = UNREACHABLE
@@ -96,12 +97,12 @@ async def sync_orchestrator(orchestrator: OrchestratorConfig, store: StateStore,
 
 async def _sync(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Client, options: SyncOptions,
                 result: SyncResult, progress: Callable[[int, int], None] | None,
-                pools: list[Pool] | None) -> None:
+                discovered: list[Pool] | None) -> None:
     if not options.dry_run:
         result.run_id = store.save_run_start(orchestrator.name, "sync", _trigger(), _invocation_id())
-    pools = pools if pools is not None else await r1.fetch_pools()
+    pools = await r1.fetch_pools()
     target = resolve_pool(orchestrator.site_wide_pool, pools)
-    sources, missing = source_pools(orchestrator, store, pools)
+    sources, missing = source_pools(orchestrator, store, pools, discovered)
     result.errors.extend(missing)
     scope = resolve_scope(options.pools, [pool for pool, _ in sources])
     mappings = store.load_mappings(orchestrator.name)
@@ -114,8 +115,9 @@ async def _sync(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Clien
     if options.dry_run:
         result.exit_code = _exit_code(result, snapshot.is_complete, unsettled)
         return
-    store.save_source_pools(orchestrator.name, [(p.id, p.name, p.identity_group_id) for p, _ in sources],
-                            origin="config")
+    configured = {ref.id or ref.name for ref in orchestrator.source_pools}
+    store.save_source_pools(orchestrator.name, [(p.id, p.name, p.identity_group_id) for p, _ in sources
+                                                if p.id in configured or p.name in configured], origin="config")
     total = plan.writes
 
     def advance(done: int) -> None:
@@ -130,9 +132,10 @@ async def _sync(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Clien
     result.exit_code = _exit_code(result, snapshot.is_complete, unsettled)
 
 
-def source_pools(orchestrator: OrchestratorConfig, store: StateStore,
-                 pools: list[Pool]) -> tuple[list[tuple[Pool, int | None]], list[str]]:
-    """The source pools to read (with their fallback VLAN), and a message for each that is missing."""
+def source_pools(orchestrator: OrchestratorConfig, store: StateStore, pools: list[Pool],
+                 discovered: list[Pool] | None) -> tuple[list[tuple[Pool, int | None]], list[str]]:
+    """The source pools to read (with their fallback VLAN), and a message for each configured one that is
+    missing. Discovered pools are `discovered` when given, else those recorded by earlier discoveries."""
     chosen: dict[str, tuple[Pool, int | None]] = {}
     missing = []
     for ref in orchestrator.source_pools:
@@ -142,10 +145,12 @@ def source_pools(orchestrator: OrchestratorConfig, store: StateStore,
             missing.append(f"source pool skipped: {error}")
             continue
         chosen[pool.id] = (pool, ref.vlan)
-    by_id = {pool.id: pool for pool in pools}
-    for tracked in store.load_source_pools(orchestrator.name):
-        if tracked.origin == "discovery" and tracked.pool_id in by_id and tracked.pool_id not in chosen:
-            chosen[tracked.pool_id] = (by_id[tracked.pool_id], None)
+    if discovered is None:
+        by_id = {pool.id: pool for pool in pools}
+        discovered = [by_id[tracked.pool_id] for tracked in store.load_source_pools(orchestrator.name)
+                      if tracked.origin == "discovery" and tracked.pool_id in by_id]
+    for pool in discovered:
+        chosen.setdefault(pool.id, (pool, None))
     return sorted(chosen.values(), key=lambda item: item[0].name.lower()), missing
 
 
