@@ -230,12 +230,14 @@ def simulator(
     per_unit: Annotated[int, typer.Option("--per-unit", min=0, help="Passphrases per unit pool.")] = 4,
     latency_ms: Annotated[int, typer.Option("--latency-ms", min=0, help="Added to every request.")] = 0,
     rate_limit: Annotated[int | None, typer.Option("--rate-limit", help="Requests a minute before 429.")] = None,
+    write_config: Annotated[Path | None, typer.Option(
+        "--write-config", help="Write a config for the simulated property into this directory.")] = None,
 ) -> None:
     """Serve the built-in RuckusONE simulator over HTTP on 127.0.0.1."""
     from dpsk_orch.simulator import run_simulator_command
 
     run_simulator_command(port=port, units=units, per_unit=per_unit, latency_ms=latency_ms,
-                          rate_limit_per_minute=rate_limit, print_fn=typer.echo)
+                          rate_limit_per_minute=rate_limit, write_config=write_config, print_fn=typer.echo)
 
 
 # ---- shared steps ----------------------------------------------------------------------------

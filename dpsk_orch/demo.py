@@ -6,40 +6,17 @@ import os
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from dpsk_orch import app as work
 from dpsk_orch.config import load_config
 from dpsk_orch.render import Renderer
 from dpsk_orch.simulator import SeededProperty, Simulator, serve_in_thread
+from dpsk_orch.simulator.server import write_simulator_config
 from dpsk_orch.sync.run import SyncOptions
 
 DEMO_TENANT = "tenant-demo"
 DEMO_CLIENT_ID = "demo-client"
 DEMO_UNITS = 20
 DEMO_PER_UNIT = 4
-
-
-def write_demo_config(directory: Path, api_url: str, seeded: SeededProperty, client_secret: str) -> Path:
-    """A config like a real one: discovery on the venue, the secret in a 0600 file."""
-    secret_file = directory / "r1-demo.secret"
-    secret_file.write_text(client_secret)
-    secret_file.chmod(0o600)
-    config = {
-        "version": 1,
-        "state": {"db": str(directory / "state.db")},
-        "controllers": {"demo": {"api_url": api_url, "tenant_id": DEMO_TENANT, "client_id": DEMO_CLIENT_ID,
-                                 "client_secret_file": str(secret_file)}},
-        "orchestrators": {"parkview": {
-            "controller": "demo", "venue_id": seeded.venue_id, "site_wide_pool": seeded.site_wide_pool_name,
-            "discovery": {"enabled": True, "include": ["Unit*DPSK"], "exclude": ["SiteWide*"]},
-            "username_template": "{username} [{pool_name}]",
-        }},
-    }
-    path = directory / "orchestrators.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
-    return path
 
 
 def change_units(sim: Simulator, seeded: SeededProperty) -> list[str]:
@@ -67,7 +44,8 @@ def run_demo(renderer: Renderer) -> int:
     server = serve_in_thread(sim)
     try:
         with tempfile.TemporaryDirectory(prefix="dpsk-orch-demo-") as directory:
-            config = load_config(write_demo_config(Path(directory), server.url, seeded, client_secret))
+            config = load_config(write_simulator_config(Path(directory), server.url, seeded, DEMO_CLIENT_ID,
+                                                               client_secret))
             orchestrators = list(config.orchestrators.values())
             store = work.open_store(config.state_db)
             try:
