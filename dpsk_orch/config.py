@@ -355,6 +355,7 @@ def _read_orchestrators(node: Node | None, controllers: Mapping[str, ControllerC
         if orchestrator is not None:
             orchestrators[name] = orchestrator
     _check_shared_site_wide_pools(orchestrators, entries, controllers, reader)
+    _check_sources_not_site_wide(orchestrators, entries, controllers, reader)
     return orchestrators
 
 
@@ -520,10 +521,7 @@ def _check_shared_site_wide_pools(orchestrators: Mapping[str, OrchestratorConfig
     """Two orchestrators never share a site-wide pool: same id, or same name in the same tenant."""
     owners: dict[str, str] = {}
     for name, orchestrator in orchestrators.items():
-        controller = controllers.get(orchestrator.controller)
-        tenant = orchestrator.tenant_id or (controller.tenant_id if controller else orchestrator.controller)
-        keys = {key if key.startswith("id:") else f"{tenant}/{key}"
-                for key in _pool_keys(orchestrator.site_wide_pool)}
+        keys = _tenant_pool_keys(orchestrator, orchestrator.site_wide_pool, controllers)
         other = next((owners[key] for key in keys if key in owners), None)
         if other is not None:
             reader.problem(entries[name].value["site_wide_pool"].line, f"orchestrators.{name}.site_wide_pool",
@@ -531,6 +529,43 @@ def _check_shared_site_wide_pools(orchestrators: Mapping[str, OrchestratorConfig
                            f"orchestrator `{other}`; two orchestrators cannot share one")
         for key in keys:
             owners.setdefault(key, name)
+
+
+def _check_sources_not_site_wide(orchestrators: Mapping[str, OrchestratorConfig], entries: Mapping[str, Node],
+                                 controllers: Mapping[str, ControllerConfig | None], reader: Reader) -> None:
+    """A listed source pool is never the site-wide pool of another orchestrator (its own is checked on reading)."""
+    fillers = {key: name for name, orchestrator in orchestrators.items()
+               for key in _tenant_pool_keys(orchestrator, orchestrator.site_wide_pool, controllers)}
+    for name, orchestrator in orchestrators.items():
+        for index, item, pool in _listed_source_pools(entries[name], reader):
+            if _pool_keys(pool) & _pool_keys(orchestrator.site_wide_pool):
+                continue  # its own site-wide pool: reported when the list was read
+            filler = next((fillers[key] for key in _tenant_pool_keys(orchestrator, pool, controllers)
+                           if fillers.get(key, name) != name), None)
+            if filler is not None:
+                reader.problem(item.line, f"orchestrators.{name}.source_pools[{index}]",
+                               f"pool {pool.label()} is the site-wide pool of orchestrator `{filler}`; "
+                               "it cannot also be a source")
+
+
+def _listed_source_pools(entry: Node, reader: Reader) -> list[tuple[int, Node, PoolRef]]:
+    """The source pools written in the file that read cleanly, with their index and node (read again quietly:
+    their problems were reported already)."""
+    listed = entry.value.get("source_pools") if isinstance(entry.value, dict) else None
+    if listed is None or not isinstance(listed.value, list):
+        return []
+    quiet = Reader(reader.file, reader.environ)
+    pools = [(index, item, _read_pool(item, "", quiet, ("name", "id", "vlan")))
+             for index, item in enumerate(listed.value)]
+    return [(index, item, pool) for index, item, pool in pools if pool is not None]
+
+
+def _tenant_pool_keys(orchestrator: OrchestratorConfig, pool: PoolRef,
+                      controllers: Mapping[str, ControllerConfig | None]) -> set[str]:
+    """What identifies a pool across the file: its id anywhere, its name within the orchestrator's tenant."""
+    controller = controllers.get(orchestrator.controller)
+    tenant = orchestrator.tenant_id or (controller.tenant_id if controller else orchestrator.controller)
+    return {key if key.startswith("id:") else f"{tenant}/{key}" for key in _pool_keys(pool)}
 
 
 def _home(environ: Mapping[str, str]) -> Path:

@@ -24,7 +24,7 @@ def change_units(sim: Simulator, seeded: SeededProperty) -> list[str]:
     first, second, third = seeded.unit_pool_ids[:3]
     sim.add_passphrase(DEMO_TENANT, first, "demo-new-resident-passphrase", "newresident",
                        vlan_id=sim.passphrases(DEMO_TENANT, first)[0]["vlanId"])
-    moved = sim.passphrases(DEMO_TENANT, second)[0]
+    moved = sim.passphrases(DEMO_TENANT, second)[1]  # [0] shares its string with the first unit
     sim.update_passphrase(DEMO_TENANT, second, moved["id"], vlanId=moved["vlanId"] + 1000)
     gone = sim.passphrases(DEMO_TENANT, third)[0]
     sim.delete_passphrase(DEMO_TENANT, third, gone["id"])

@@ -29,12 +29,35 @@ class SyslogPrefixFormatter(logging.Formatter):
 
 
 def is_interactive() -> bool:
-    """A person at a terminal (and not systemd's journal, which also may look like one)."""
-    return sys.stderr.isatty() and not os.environ.get("JOURNAL_STREAM")
+    """A person at a terminal: stderr is a TTY and is not systemd's journal stream."""
+    return _is_tty(sys.stderr) and not stderr_is_journal()
+
+
+def stderr_is_journal() -> bool:
+    """True when stderr is the stream systemd connected to the journal.
+
+    systemd sets JOURNAL_STREAM to "DEVICE:INODE" of that stream (systemd.exec(5)); the variable is also
+    inherited by everything a service starts, so it counts only when it names our stderr. When stderr
+    cannot be examined (no file descriptor), the variable alone decides.
+    """
+    value = os.environ.get("JOURNAL_STREAM")
+    if not value:
+        return False
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return True
+    return value == f"{stat.st_dev}:{stat.st_ino}"
+
+
+def _is_tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def colour_wanted(no_color_flag: bool) -> bool:
-    return not no_color_flag and "NO_COLOR" not in os.environ and is_interactive()
+    """Colour only for a person at a terminal, unless --no-color or NO_COLOR (set and not empty) say no."""
+    return not no_color_flag and not os.environ.get("NO_COLOR") and is_interactive()
 
 
 def setup_logging(verbosity: int, quiet: bool, no_color: bool) -> logging.Logger:

@@ -32,6 +32,7 @@ SUGGESTIONS = {
     "target_missing": "nothing to do: the next sync re-creates it (--action retry to clear the flag)",
     "pool_gone": "delete its site-wide passphrases, keep them unmanaged, or --action retry",
 }
+TABLE_ROW_LIMIT = 25  # a terminal table longer than this is cut; --json always has every row
 
 
 class Renderer:
@@ -110,10 +111,12 @@ class Renderer:
             table = Table(title=title, title_justify="left")
             for column in ("action", "pool", "username", "vlan", "fingerprint", "reason", "result"):
                 table.add_column(column)
-            for action, outcome in rows:
+            for action, outcome in rows[:TABLE_ROW_LIMIT]:
                 table.add_row(action.kind, action.pool_name, action.username, vlan_text(action),
                               short(action.fingerprint), action.reason, outcome)
             self.console.print(table)
+            if len(rows) > TABLE_ROW_LIMIT:
+                self.line(f"... and {len(rows) - TABLE_ROW_LIMIT} more ({count_text(rows)}); --json lists every one")
         elif result.plan is not None:
             self.line(f"{title}: nothing to change")
         if result.plan is not None and result.plan.flags:
@@ -302,3 +305,11 @@ def duration_text(run: dict[str, Any]) -> str:
 
 def _invocation_id() -> str | None:
     return os.environ.get("INVOCATION_ID")
+
+
+def count_text(rows: list[tuple[Action, str]]) -> str:
+    """"77 create, 2 update": the actions of `rows` counted by kind."""
+    counts: dict[str, int] = {}
+    for action, _ in rows:
+        counts[action.kind] = counts.get(action.kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))

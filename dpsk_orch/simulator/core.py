@@ -41,6 +41,10 @@ def iso_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 @dataclass
 class Reply:
     status: int
@@ -606,7 +610,8 @@ class Simulator:
             wanted = set(ids)
             rows = [a for a in rows if a.request_id in wanted]
         if filters.get("fromTime"):
-            rows = [a for a in rows if a.started >= filters["fromTime"]]
+            since = parse_time(filters["fromTime"])
+            rows = [a for a in rows if parse_time(a.started) >= since]
         visible = [a for a in rows if a.polled]
         for activity in rows:
             activity.polled = True

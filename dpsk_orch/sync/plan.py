@@ -94,9 +94,7 @@ def plan_sync(config: OrchestratorConfig, snapshot: Snapshot, mappings: Sequence
               allow_deletes: bool = False) -> Plan:
     """Decide every action and flag for one orchestrator. See the module docstring for the rules."""
     if not snapshot.target.is_complete:
-        return Plan(config.name, notes=(
-            f"site-wide pool {snapshot.target.pool.name} was not read completely "
-            f"({snapshot.target.error}): nothing planned, nothing flagged",))
+        return Plan(config.name)  # nothing can be judged without the site-wide pool
     return _Planner(config, snapshot, mappings, fingerprint, decisions, allow_deletes).plan()
 
 
@@ -135,10 +133,6 @@ class _Planner:
         self._plan_removals([m for m in absent if m.id not in relinked])
         if self.snapshot.scope is None:
             self._flag_orphans()
-        for read in self.snapshot.sources:
-            if not read.is_complete:
-                self.notes.append(f"pool {read.pool.name} was not read completely ({read.error}): "
-                                  "nothing created, updated or flagged for it")
         return Plan(self.config.name, tuple(self.actions), tuple(self._unignored(self.flags)),
                     self._judged_scope(), tuple(self.notes), self.blocked_deletes)
 

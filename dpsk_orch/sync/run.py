@@ -19,7 +19,7 @@ from dpsk_orch.r1.records import Pool
 from dpsk_orch.state import Mapping, StateStore
 from dpsk_orch.sync.apply import Applier, ApplyReport
 from dpsk_orch.sync.plan import CREATE, Decisions, Plan, plan_sync
-from dpsk_orch.sync.snapshot import PoolNotFound, fetch_snapshot, resolve_pool
+from dpsk_orch.sync.snapshot import PoolNotFound, Snapshot, fetch_snapshot, resolve_pool
 
 INTENT_MIN_AGE_S = 5.0  # how long RuckusONE may take to show the activity of a call it accepted
 
@@ -108,6 +108,7 @@ async def _sync(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Clien
     mappings = store.load_mappings(orchestrator.name)
     unsettled = await settle_pending_creates(r1, mappings, wait=not options.dry_run)
     snapshot = await fetch_snapshot(r1, target, sources, frozenset(), scope, unsettled)
+    result.errors.extend(incomplete_read_errors(snapshot))
     decisions = load_decisions(store, orchestrator.name)
     plan = plan_sync(orchestrator, snapshot, mappings, store.fingerprints.of, decisions, options.allow_deletes)
     result.plan = plan
@@ -152,6 +153,15 @@ def source_pools(orchestrator: OrchestratorConfig, store: StateStore, pools: lis
     for pool in discovered:
         chosen.setdefault(pool.id, (pool, None))
     return sorted(chosen.values(), key=lambda item: item[0].name.lower()), missing
+
+
+def incomplete_read_errors(snapshot: Snapshot) -> list[str]:
+    """What a run could not do because a read was incomplete, and that the next run retries."""
+    if not snapshot.target.is_complete:
+        return [f"site-wide pool {snapshot.target.pool.name} not read completely ({snapshot.target.error}): "
+                "nothing was changed or flagged; the next run retries"]
+    return [f"pool {read.pool.name} not read completely ({read.error}): nothing was changed or flagged for it; "
+            "the next run retries" for read in snapshot.sources if not read.is_complete]
 
 
 def resolve_scope(names: tuple[str, ...], pools: list[Pool]) -> frozenset[str] | None:

@@ -87,8 +87,9 @@ def write_config(tmp: Path, url: str, seeded: SeededProperty, discovery: bool = 
     return path
 
 
-def make_site(tmp_path: Path, units: int, per_unit: int, **seed_options: Any) -> Iterator[Site]:
-    sim = Simulator(activity_delay_s=0.02)
+def make_site(tmp_path: Path, units: int, per_unit: int, sim_options: dict[str, Any] | None = None,
+              **seed_options: Any) -> Iterator[Site]:
+    sim = Simulator(**{"activity_delay_s": 0.02, **(sim_options or {})})
     sim.add_tenant(TENANT, CLIENT_ID, CLIENT_SECRET)
     seeded = sim.seed_property(TENANT, units=units, per_unit=per_unit, **seed_options)
     server = serve_in_thread(sim)
