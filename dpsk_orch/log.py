@@ -67,14 +67,18 @@ def setup_logging(verbosity: int, quiet: bool, no_color: bool) -> logging.Logger
     logger.handlers.clear()
     logger.setLevel(level)
     logger.propagate = False
-    if is_interactive():
-        console = Console(stderr=True, no_color=not colour_wanted(no_color))
-        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(SyslogPrefixFormatter("%(message)s"))
-    logger.addHandler(handler)
+    logger.addHandler(make_handler(no_color))
     return logger
+
+
+def make_handler(no_color: bool) -> logging.Handler:
+    """Rich on a terminal (no escape codes at all under --no-color or NO_COLOR); else syslog-prefixed lines."""
+    if is_interactive():
+        console = Console(stderr=True, color_system="auto" if colour_wanted(no_color) else None)
+        return RichHandler(console=console, show_path=False, show_time=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SyslogPrefixFormatter("%(message)s"))
+    return handler
 
 
 def get_logger() -> logging.Logger:

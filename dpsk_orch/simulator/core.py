@@ -423,7 +423,7 @@ class Simulator:
                            pool: str) -> Reply:
         self._pool(tenant, pool)
         payload = payload or {}
-        if payload.get("page") == 0:
+        if payload.get("page") is not None and int(payload["page"]) < 1:  # 1-based: page 0 (or less) is a 500
             raise ApiFailure(500, "GENERAL-500", "Internal Server Error")
         rows = [dict(row) for row in tenant.passphrases[pool].values()]
         statuses = (payload.get("filters") or {}).get("status")

@@ -67,11 +67,13 @@ def serve() -> Iterator[Callable[..., Api]]:
         sim = Simulator(**options)
         sim.add_tenant(TENANT, CLIENT_ID, CLIENT_SECRET)
         server = serve_in_thread(sim)
-        servers.append(server)
-        return Api(sim, httpx.Client(base_url=server.url, trust_env=False, timeout=5.0))
+        api = Api(sim, httpx.Client(base_url=server.url, trust_env=False, timeout=5.0))
+        servers.append((api, server))
+        return api
 
     yield start
-    for server in servers:
+    for api, server in servers:
+        api.http.close()
         server.stop()
 
 
@@ -142,10 +144,11 @@ def test_passphrase_query_pages_are_one_based(api):
     assert api.query(pool, {"page": 4, "pageSize": 3}).json()["data"] == []
 
 
-def test_passphrase_query_page_zero_is_500(api):
+@pytest.mark.parametrize("page", [0, -1])
+def test_passphrase_query_page_below_one_is_500(api, page):
     pool = api.sim.add_pool(TENANT, "Unit101DPSK")
     add_rows(api.sim, pool, 2)
-    assert api.query(pool, {"page": 0, "pageSize": 10}).status_code == 500
+    assert api.query(pool, {"page": page, "pageSize": 10}).status_code == 500
 
 
 def test_page_size_is_clamped_to_the_server_maximum(serve):
