@@ -13,9 +13,10 @@ import httpx
 from dpsk_orch.config import Config, OrchestratorConfig
 from dpsk_orch.errors import UsageError
 from dpsk_orch.exit_codes import BLOCKED, OK, PARTIAL, UNREACHABLE, USAGE
-from dpsk_orch.r1.client import ClientSettings, R1Client
-from dpsk_orch.state import StateStore
+from dpsk_orch.flags import Resolution, resolve
 from dpsk_orch.log import get_logger
+from dpsk_orch.r1.client import ClientSettings, R1Client
+from dpsk_orch.state import Flag, StateStore
 from dpsk_orch.sync.discovery import DiscoveryResult, discover
 from dpsk_orch.sync.run import SyncOptions, SyncResult, sync_orchestrator
 
@@ -102,6 +103,54 @@ async def _with_clients(config: Config, orchestrators: list[OrchestratorConfig],
                 clients[settings] = await stack.enter_async_context(R1Client(settings, transport))
             results.append(await work(orchestrator, clients[settings]))
     return results
+
+
+def select_flags(store: StateStore, flag_ids: list[int], kind: str | None, orchestrator: str | None) -> list[Flag]:
+    """The open flags to resolve: by id, or every open flag of a kind of one orchestrator."""
+    if flag_ids and kind:
+        raise UsageError("give flag ids or --kind, not both")
+    if kind:
+        if not orchestrator:
+            raise UsageError("--kind needs the orchestrator: --orchestrator NAME")
+        flags = store.load_flags(orchestrator, kind)
+        if not flags:
+            raise UsageError(f"no open {kind} flags for {orchestrator}")
+        return flags
+    if not flag_ids:
+        raise UsageError("name the flags to resolve (see `dpsk-orch flags list`) or use --kind")
+    flags = []
+    for flag_id in flag_ids:
+        flag = store.load_flag(flag_id)
+        if flag is None or (orchestrator and flag.orchestrator != orchestrator):
+            scope = orchestrator or (flags[0].orchestrator if flags else None)
+            open_ids = ", ".join(str(f.id) for f in store.load_flags(scope)) or "none"
+            raise UsageError(f"no flag {flag_id}" + (f" for {scope}" if scope else "") + f"; open flags: {open_ids}")
+        flags.append(flag)
+    return flags
+
+
+def run_resolve(config: Config, store: StateStore, flags: list[Flag], action: str, to_pool: str | None,
+                transport: httpx.AsyncBaseTransport | None = None) -> list[Resolution]:
+    """Resolve each flag in turn, grouped by orchestrator; each group is recorded as a `resolve` run."""
+    by_orchestrator: dict[str, list[Flag]] = {}
+    for flag in flags:
+        by_orchestrator.setdefault(flag.orchestrator, []).append(flag)
+    unknown = [name for name in by_orchestrator if name not in config.orchestrators]
+    if unknown:
+        raise UsageError(f"flags of {', '.join(unknown)}, which is no longer in the config")
+    orchestrators = [config.orchestrators[name] for name in by_orchestrator]
+
+    async def resolve_all(orchestrator: OrchestratorConfig, r1: R1Client) -> list[Resolution]:
+        run_id = store.save_run_start(orchestrator.name, "resolve", "manual", None)
+        done = [await resolve(config, orchestrator, store, r1, flag, action, to_pool)
+                for flag in by_orchestrator[orchestrator.name]]
+        failed = [r for r in done if not r.ok]
+        store.save_run_end(run_id, "partial" if failed else "ok", PARTIAL if failed else OK,
+                           {action: len(done) - len(failed), **({"failed": len(failed)} if failed else {})},
+                           [f"flag {r.flag.id}: {r.message}" for r in failed], 0, 0)
+        return done
+
+    return [r for group in asyncio.run(_with_clients(config, orchestrators, transport, resolve_all)) for r in group]
 
 
 EXIT_CODE_SEVERITY = (USAGE, BLOCKED, PARTIAL, UNREACHABLE)

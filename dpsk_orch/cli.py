@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,10 +12,12 @@ from typing import Annotated
 
 import typer
 
-from dpsk_orch import __version__, app as work
+from dpsk_orch import __version__
+from dpsk_orch import app as work
 from dpsk_orch.config import Config, ConfigError, find_config_path, load_config, resolve_state_db
 from dpsk_orch.errors import UsageError
-from dpsk_orch.exit_codes import UNREACHABLE, USAGE
+from dpsk_orch.exit_codes import PARTIAL, UNREACHABLE, USAGE
+from dpsk_orch.flags import ACTIONS, CHANGES_RUCKUSONE, check_action, describe, suggested_pool
 from dpsk_orch.lock import LockHeld, exclusive_run_lock
 from dpsk_orch.log import colour_wanted, setup_logging
 from dpsk_orch.metrics import write_metrics
@@ -177,7 +180,62 @@ def flags_show(
             open_ids = ", ".join(str(f.id) for f in store.load_flags()) or "none"
             renderer.error(f"no flag {flag_id}; open flags: {open_ids}")
             raise typer.Exit(USAGE)
-        renderer.flag_detail(flag, store.load_flag_events(flag_id))
+        renderer.flag_detail(flag, store.load_flag_events(flag_id), suggested_pool(store, flag))
+
+
+@flags_app.command("resolve")
+def flags_resolve(
+    ctx: typer.Context,
+    flag_ids: Annotated[list[int] | None, typer.Argument(metavar="FLAG", help="Flag ids from `flags list`.",
+                                                         show_default=False)] = None,
+    action: Annotated[str, typer.Option("--action", help="delete, keep, ignore, copy-to-source or retry "
+                                                         "(which apply depends on the flag's kind).")] = "",
+    to_pool: Annotated[str | None, typer.Option(
+        "--to-pool", help="copy-to-source: the pool to copy into; keep on a conflict: the winning pool.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Every open flag of this kind (with --orchestrator).")
+                    ] = None,
+    orchestrator: Annotated[str | None, typer.Option("--orchestrator", "-o", help="The flags' orchestrator.")
+                            ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking (needed without a terminal).")
+                   ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Act on flags: delete, keep, ignore, copy-to-source or retry. Every resolution is recorded."""
+    g: Globals = ctx.obj
+    renderer = g.renderer(json_output)
+    config = _load_config(g, renderer)
+    if not action:
+        renderer.error("--action is required: " + "; ".join(f"{k}: {', '.join(a)}" for k, a in ACTIONS.items()))
+        raise typer.Exit(USAGE)
+    with _state(resolve_state_db(config, g.db, os.environ), renderer, exclusive=not dry_run,
+                read_only=dry_run) as store:
+        try:
+            chosen = work.select_flags(store, flag_ids or [], kind, orchestrator)
+            for flag in chosen:
+                check_action(flag, action, to_pool)
+        except UsageError as error:
+            renderer.error(str(error))
+            raise typer.Exit(USAGE) from None
+        plans = [(flag, describe(store, flag, action, to_pool)) for flag in chosen]
+        renderer.resolution_plan(plans, dry_run)
+        if dry_run:
+            raise typer.Exit(0)
+        if action in CHANGES_RUCKUSONE and not yes:
+            if not sys.stdin.isatty():
+                renderer.error(f"--action {action} changes RuckusONE and there is no terminal to confirm it: "
+                               "pass --yes; nothing was done")
+                raise typer.Exit(USAGE)
+            if not typer.confirm(f"{action} {len(chosen)} flag(s) as above?", err=True):
+                renderer.error("nothing was done")
+                raise typer.Exit(USAGE)
+        try:
+            resolutions = work.run_resolve(config, store, chosen, action, to_pool)
+        except UsageError as error:
+            renderer.error(str(error))
+            raise typer.Exit(USAGE) from None
+    renderer.resolutions(resolutions)
+    raise typer.Exit(0 if all(r.ok for r in resolutions) else PARTIAL)
 
 
 # ---- status and history ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from dpsk_orch.config import Config, ConfigError
 from dpsk_orch.fingerprint import short
+from dpsk_orch.flags import Resolution
 from dpsk_orch.state import Flag
 from dpsk_orch.sync.discovery import DiscoveryResult
 from dpsk_orch.sync.plan import Action
@@ -180,19 +181,43 @@ class Renderer:
                           str(flag.vlan_id or ""), short(flag.fingerprint), flag.status, flag.last_seen)
         self.console.print(table)
 
-    def flag_detail(self, flag: Flag, events: list[dict[str, Any]]) -> None:
+    def flag_detail(self, flag: Flag, events: list[dict[str, Any]], suggested_pool: str | None) -> None:
+        suggestion = SUGGESTIONS.get(flag.kind, "")
+        if suggested_pool and flag.kind == "orphan":
+            suggestion += f"; its VLAN is that of pool {suggested_pool}"
         if self.as_json:
-            self.emit_json({**flag_json(flag), "suggested_action": SUGGESTIONS.get(flag.kind, ""),
+            self.emit_json({**flag_json(flag), "suggested_action": suggestion, "suggested_pool": suggested_pool,
                             "history": events})
             return
         table = Table(show_header=False, title=f"flag {flag.id}", title_justify="left")
         for key, value in flag_json(flag).items():
             table.add_row(key, "" if value is None else str(value))
-        table.add_row("suggested action", SUGGESTIONS.get(flag.kind, ""))
+        table.add_row("suggested action", suggestion)
         self.console.print(table)
         for event in events:
             extra = " ".join(str(event[k]) for k in ("action", "result") if event.get(k))
             self.line(f"  {event['at']} {event['event']} by {event['actor']} {extra}".rstrip())
+
+    def resolution_plan(self, plans: list[tuple[Flag, str]], dry_run: bool) -> None:
+        """What a resolve is about to do (or, with --dry-run, would do)."""
+        if self.as_json and dry_run:
+            self.emit_json({"dry_run": True, "resolutions": [
+                {"flag": flag.id, "kind": flag.kind, "orchestrator": flag.orchestrator, "would": text}
+                for flag, text in plans]})
+        elif not self.as_json:
+            verb = "would" if dry_run else "will"
+            for flag, text in plans:
+                self.line(f"flag {flag.id} ({flag.kind}, {flag.orchestrator}): {verb} {text}")
+
+    def resolutions(self, resolutions: list[Resolution]) -> None:
+        if self.as_json:
+            self.emit_json({"dry_run": False, "resolutions": [
+                {"flag": r.flag.id, "kind": r.flag.kind, "orchestrator": r.flag.orchestrator, "action": r.action,
+                 "ok": r.ok, "message": r.message} for r in resolutions]})
+            return
+        for r in resolutions:
+            mark = "[green]done[/green]" if r.ok else "[red]failed[/red]"
+            self.line(f"flag {r.flag.id}: {mark} {r.message}")
 
     # ---- status and history ------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ MIGRATIONS: dict[int, str] = {
         id INTEGER PRIMARY KEY,
         flag_id INTEGER NOT NULL REFERENCES flags(id) ON DELETE CASCADE,
         at TEXT NOT NULL,
-        event TEXT NOT NULL,             -- raised | reopened | cleared | resolved
+        event TEXT NOT NULL,             -- raised | reopened | cleared | resolved | attempted
         actor TEXT NOT NULL,
         action TEXT,
         result TEXT
@@ -420,6 +420,11 @@ class StateStore:
         with self.db.atomic():
             self.db.table("flags").update(flag_id, {"status": status, "resolved_at": now, "resolution": action})
             self._flag_event(flag_id, now, "resolved", actor, action, result)
+
+    def save_flag_attempt(self, flag_id: int, actor: str, action: str, result: str) -> None:
+        """A resolution that did its part but left the flag open (a retry, a failed delete)."""
+        with self.db.atomic():
+            self._flag_event(flag_id, utc_now(), "attempted", actor, action, result)
 
     def _flag_event(self, flag_id: int, at: str, event: str, actor: str, action: str | None = None,
                     result: str | None = None) -> None:

@@ -566,7 +566,8 @@ class Simulator:
     def _query_venue_networks(self, tenant: Tenant, method: str, path: str, query: dict, payload: dict) -> Reply:
         venue_ids = (payload or {}).get("venueIds") or []
         data = [{"venueId": venue_id,
-                 "networks": [{"networkId": n["id"], "isAllApGroups": True, "allApGroupsRadioTypes": ["2.4-GHz", "5-GHz"]}
+                 "networks": [{"networkId": n["id"], "isAllApGroups": True,
+                               "allApGroupsRadioTypes": ["2.4-GHz", "5-GHz"]}
                               for n in tenant.networks.values() if venue_id in n["venue_ids"]]}
                 for venue_id in venue_ids if venue_id in tenant.venues]
         return Reply(200, {"data": data, "totalCount": len(data)})
