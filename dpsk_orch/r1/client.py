@@ -402,7 +402,8 @@ class R1Client:
         if response.status_code != 200:
             code, message = error_code_and_message(response)
             error_type = AuthError if response.status_code in (400, 401, 403) else R1Error
-            raise error_type(action, response.status_code, code, message or "check client_id, secret, tenant")
+            hint = "check client_id, the client secret and tenant_id" if error_type is AuthError else ""
+            raise error_type(action, response.status_code, code, "; ".join(p for p in (message, hint) if p))
         body = response.json()
         expires_in = body.get("expires_in")
         return body["access_token"], float(expires_in) if expires_in else None

@@ -13,7 +13,7 @@ import yaml
 
 from dpsk_orch.exit_codes import OK, USAGE
 from dpsk_orch.simulator import Simulator, serve_in_thread
-from tests.e2e.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, Site, SeededProperty, write_config
+from tests.e2e.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, SeededProperty, Site, write_config
 
 UNIT_POOLS = 40
 NETWORKS = 30

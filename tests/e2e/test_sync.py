@@ -171,3 +171,17 @@ def test_dry_run_writes_nothing_and_shows_no_passphrase(site: Site) -> None:
     secrets = {row["passphrase"] for i in range(6) for row in site.unit(i)}
     for output in (table.stdout, table.stderr, as_json.stdout, as_json.stderr):
         assert not any(secret in output for secret in secrets)
+
+
+def test_a_create_whose_answer_was_lost_is_not_sent_twice(site: Site) -> None:
+    site.sim.drop_connections("POST", r"/passphrases$", times=1)  # the create lands, its 202 never arrives
+
+    first = site.cli("sync", "--all")
+
+    assert first.exit_code != OK
+    assert site.sim.count("POST", r"/passphrases$") == 18, "the lost create was not re-sent"
+    assert "next run" in first.stderr
+    second = site.cli("sync", "--all")
+    assert second.exit_code == OK, second.stderr
+    assert placed(site) == unit_pairs(site) and max(placed(site).values()) == 1
+    assert site.sim.count("POST", r"/passphrases$") == 18
