@@ -452,11 +452,18 @@ def test_validate_accepts_every_shipped_example(tmp_path, clean_env, no_network,
     assert no_network == []
 
 
+def line_of(path: Path, text: str) -> int:
+    return next(number for number, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
 def test_validate_without_the_variables_names_each_one(clean_env, no_network):
     result = validate("-c", str(EXAMPLE_CONFIG), "config", "validate")
     assert result.exit_code == 2
-    assert f"{EXAMPLE_CONFIG}:42: controllers.r1-main.client_id: environment variable R1_CLIENT_ID" in result.stderr
-    assert f"{EXAMPLE_CONFIG}:43: controllers.r1-main.client_secret_file: environment variable " \
+    client_id_line = line_of(EXAMPLE_CONFIG, "client_id: ${R1_CLIENT_ID}")
+    secret_file_line = line_of(EXAMPLE_CONFIG, "client_secret_file: ${CREDENTIALS_DIRECTORY}")
+    assert f"{EXAMPLE_CONFIG}:{client_id_line}: controllers.r1-main.client_id: environment variable R1_CLIENT_ID" \
+        in result.stderr
+    assert f"{EXAMPLE_CONFIG}:{secret_file_line}: controllers.r1-main.client_secret_file: environment variable " \
            "CREDENTIALS_DIRECTORY" in result.stderr
     assert no_network == []
 
