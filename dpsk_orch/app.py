@@ -14,14 +14,12 @@ from dpsk_orch.config import Config, OrchestratorConfig
 from dpsk_orch.errors import UsageError
 from dpsk_orch.exit_codes import BLOCKED, OK, PARTIAL, UNREACHABLE, USAGE
 from dpsk_orch.flags import Resolution, resolve
-from dpsk_orch.log import get_logger
 from dpsk_orch.r1.client import ClientSettings, R1Client
-from dpsk_orch.state import Flag, StateStore
+from dpsk_orch.state import IN_MEMORY, Flag, StateStore
 from dpsk_orch.sync.discovery import DiscoveryResult, discover
 from dpsk_orch.sync.run import SyncOptions, SyncResult, sync_orchestrator
 
 T = TypeVar("T")
-logger = get_logger()
 
 
 def select_orchestrators(config: Config, names: list[str], select_all: bool) -> list[OrchestratorConfig]:
@@ -50,12 +48,28 @@ def client_settings(config: Config, orchestrator: OrchestratorConfig) -> ClientS
 
 
 def open_store(db_path: Path, read_only: bool = False) -> StateStore:
-    """The state file; a dry run opens an existing one read-only so it cannot change it."""
-    return StateStore(db_path, read_only=read_only and db_path.exists())
+    """The state file. Read-only (a dry run, a report) opens an existing one so it cannot change it, and
+    stands in an empty store in memory for a missing one, so that it creates no file either."""
+    if read_only and not db_path.exists():
+        return StateStore(IN_MEMORY)
+    return StateStore(db_path, read_only=read_only)
+
+
+def check_pool_names(store: StateStore, orchestrators: list[OrchestratorConfig], names: tuple[str, ...]) -> None:
+    """UsageError, before anything is called, for a `--pool` that is not a source pool of each orchestrator
+    as the config and earlier discoveries know them (by name or id)."""
+    for orchestrator in orchestrators:
+        tracked = store.load_source_pools(orchestrator.name)
+        known = {ref.name or ref.id for ref in orchestrator.source_pools} | {pool.name for pool in tracked}
+        unknown = [name for name in names if name not in known | {pool.pool_id for pool in tracked}]
+        if unknown:
+            raise UsageError(f"--pool {', '.join(unknown)}: not a source pool of {orchestrator.name} (source pools: "
+                             f"{', '.join(sorted(known)) or 'none yet'}; a pool discovery has not found yet needs "
+                             "`dpsk-orch discover` first)")
 
 
 def run_sync(config: Config, orchestrators: list[OrchestratorConfig], store: StateStore, options: SyncOptions,
-             progress: Callable[[str, int, int], None] | None = None,
+             progress: Callable[[str, str, int, int], None] | None = None,
              transport: httpx.AsyncBaseTransport | None = None) -> list[SyncResult]:
     """Sync each orchestrator in turn (discovering first where enabled), one client per controller+tenant."""
     return asyncio.run(_with_clients(config, orchestrators, transport, lambda orchestrator, r1: _sync_one(
@@ -73,21 +87,15 @@ def run_discovery(config: Config, orchestrators: list[OrchestratorConfig], store
 
 
 async def _sync_one(config: Config, orchestrator: OrchestratorConfig, store: StateStore, r1: R1Client,
-                    options: SyncOptions, progress: Callable[[str, int, int], None] | None) -> SyncResult:
-    discovered = None
-    if orchestrator.discovery.enabled:
-        found = await discover(config, orchestrator, store, r1, options.dry_run)
-        discovered = found.matched
-        if not found.is_complete:
-            discovered = None  # fall back to the pools discovered before
-            logger.warning("%s: discovery incomplete (%s); syncing the pools found before",
-                           orchestrator.name, "; ".join(found.errors))
+                    options: SyncOptions, progress: Callable[[str, str, int, int], None] | None) -> SyncResult:
+    discovery = await discover(config, orchestrator, store, r1, options.dry_run) \
+        if orchestrator.discovery.enabled else None
 
-    def report(done: int, total: int) -> None:
+    def report(phase: str, done: int, total: int) -> None:
         if progress:
-            progress(orchestrator.name, done, total)
+            progress(orchestrator.name, phase, done, total)
 
-    return await sync_orchestrator(orchestrator, store, r1, options, report, discovered=discovered)
+    return await sync_orchestrator(orchestrator, store, r1, options, report, discovery)
 
 
 async def _with_clients(config: Config, orchestrators: list[OrchestratorConfig],

@@ -17,7 +17,7 @@ from dpsk_orch import app as work
 from dpsk_orch.config import Config, ConfigError, find_config_path, load_config, resolve_state_db
 from dpsk_orch.errors import UsageError
 from dpsk_orch.exit_codes import PARTIAL, UNREACHABLE, USAGE
-from dpsk_orch.flags import ACTIONS, CHANGES_RUCKUSONE, check_action, describe, suggested_pool
+from dpsk_orch.flags import ACTIONS, CHANGES_RUCKUSONE, FLAG_KINDS, check_action, describe, suggested_pool
 from dpsk_orch.lock import LockHeld, exclusive_run_lock
 from dpsk_orch.log import colour_wanted, setup_logging
 from dpsk_orch.metrics import write_metrics
@@ -34,7 +34,9 @@ app.add_typer(config_app, name="config")
 app.add_typer(flags_app, name="flags")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine output on stdout (logs stay on stderr).")]
-NamesArgument = Annotated[list[str] | None, typer.Argument(help="Orchestrators from the config.", show_default=False)]
+NamesArgument = Annotated[list[str] | None, typer.Argument(metavar="NAME", help="Orchestrators from the config.",
+                                                            show_default=False)]
+NameArgument = Annotated[str | None, typer.Argument(metavar="NAME", help="Only this orchestrator.", show_default=False)]
 AllOption = Annotated[bool, typer.Option("--all", help="Every enabled orchestrator.")]
 
 
@@ -60,10 +62,10 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="DPSK_ORCH_CONFIG",
+    config: Annotated[Path | None, typer.Option("--config", "-c", metavar="PATH", envvar="DPSK_ORCH_CONFIG",
                                                 help="Config file (default: ./orchestrators.yaml, then XDG, "
                                                      "then /etc/dpsk-orch).")] = None,
-    db: Annotated[Path | None, typer.Option("--db", envvar="DPSK_ORCH_DB", help="State file.")] = None,
+    db: Annotated[Path | None, typer.Option("--db", metavar="PATH", envvar="DPSK_ORCH_DB", help="State file.")] = None,
     json_output: Annotated[bool, typer.Option("--json", envvar="DPSK_ORCH_JSON",
                                               help="Machine output on stdout.")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail (repeatable).")] = 0,
@@ -97,11 +99,13 @@ def sync(
     select_all: AllOption = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", envvar="DPSK_ORCH_DRY_RUN",
                                           help="Print the plan; change nothing anywhere.")] = False,
-    pools: Annotated[list[str] | None, typer.Option("--pool", help="Only these source pools (repeatable).")] = None,
+    pools: Annotated[list[str] | None, typer.Option("--pool", metavar="POOL",
+                                                    help="Only these source pools (repeatable).")] = None,
     allow_deletes: Annotated[bool, typer.Option("--allow-deletes",
                                                 help="Let deletes past the max_deletes guard.")] = False,
-    metrics_file: Annotated[Path | None, typer.Option("--metrics-file", envvar="DPSK_ORCH_METRICS_FILE",
-                                                      help="Write Prometheus textfile metrics here.")] = None,
+    metrics_file: Annotated[Path | None, typer.Option(
+        "--metrics-file", metavar="PATH", envvar="DPSK_ORCH_METRICS_FILE",
+        help="Write Prometheus textfile metrics here.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """The main job: a full one-way sync of each orchestrator's source pools into its site-wide pool."""
@@ -111,12 +115,17 @@ def sync(
     orchestrators = _select(config, names or [], select_all, renderer)
     options = SyncOptions(dry_run=dry_run, pools=tuple(pools or ()), allow_deletes=allow_deletes)
     db_path = resolve_state_db(config, g.db, os.environ)
-    with _state(db_path, renderer, exclusive=not dry_run, read_only=dry_run) as store, \
-            renderer.progress() as progress:
-        results = work.run_sync(config, orchestrators, store, options, progress)
+    with _state(db_path, renderer, exclusive=not dry_run, read_only=dry_run) as store:
+        try:
+            work.check_pool_names(store, orchestrators, options.pools)
+        except UsageError as error:
+            renderer.error(str(error))
+            raise typer.Exit(USAGE) from None
+        with renderer.progress() as progress:
+            results = work.run_sync(config, orchestrators, store, options, progress)
+        if metrics_file is not None and not dry_run:
+            write_metrics(metrics_file, results, store)
     renderer.sync_results(results)
-    if metrics_file is not None and not dry_run:
-        write_metrics(metrics_file, results)
     raise typer.Exit(work.overall_exit_code([result.exit_code for result in results]))
 
 
@@ -150,9 +159,9 @@ def discover(
 @flags_app.command("list")
 def flags_list(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Only this orchestrator.", show_default=False)] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="removal, orphan, conflict, missing_vlan, "
-                                                            "target_missing or pool_gone.")] = None,
+    name: NameArgument = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", metavar="KIND", help="removal, orphan, conflict, missing_vlan, target_missing or pool_gone.")] = None,
     include_closed: Annotated[bool, typer.Option("--all", help="Include resolved and ignored flags.")] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -160,6 +169,9 @@ def flags_list(
     g: Globals = ctx.obj
     renderer = g.renderer(json_output)
     config = _load_config(g, renderer)
+    _check_kind(kind, renderer)
+    if name:
+        _select(config, [name], False, renderer)
     with _state(resolve_state_db(config, g.db, os.environ), renderer, read_only=True) as store:
         renderer.flags(store.load_flags(name, kind, include_closed))
 
@@ -188,14 +200,16 @@ def flags_resolve(
     ctx: typer.Context,
     flag_ids: Annotated[list[int] | None, typer.Argument(metavar="FLAG", help="Flag ids from `flags list`.",
                                                          show_default=False)] = None,
-    action: Annotated[str, typer.Option("--action", help="delete, keep, ignore, copy-to-source or retry "
-                                                         "(which apply depends on the flag's kind).")] = "",
+    action: Annotated[str, typer.Option(
+        "--action", metavar="ACTION",
+        help="delete, keep, ignore, copy-to-source or retry (which apply depends on the flag's kind).")] = "",
     to_pool: Annotated[str | None, typer.Option(
-        "--to-pool", help="copy-to-source: the pool to copy into; keep on a conflict: the winning pool.")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="Every open flag of this kind (with --orchestrator).")
-                    ] = None,
-    orchestrator: Annotated[str | None, typer.Option("--orchestrator", "-o", help="The flags' orchestrator.")
-                            ] = None,
+        "--to-pool", metavar="POOL",
+        help="copy-to-source: the pool to copy into; keep on a conflict: the winning pool.")] = None,
+    kind: Annotated[str | None, typer.Option(
+        "--kind", metavar="KIND", help="Every open flag of this kind (with --orchestrator).")] = None,
+    orchestrator: Annotated[str | None, typer.Option(
+        "--orchestrator", "-o", metavar="NAME", help="The flags' orchestrator.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking (needed without a terminal).")
                    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")] = False,
@@ -208,6 +222,9 @@ def flags_resolve(
     if not action:
         renderer.error("--action is required: " + "; ".join(f"{k}: {', '.join(a)}" for k, a in ACTIONS.items()))
         raise typer.Exit(USAGE)
+    _check_kind(kind, renderer)
+    if orchestrator:
+        _select(config, [orchestrator], False, renderer)
     with _state(resolve_state_db(config, g.db, os.environ), renderer, exclusive=not dry_run,
                 read_only=dry_run) as store:
         try:
@@ -243,7 +260,7 @@ def flags_resolve(
 @app.command()
 def status(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Only this orchestrator.", show_default=False)] = None,
+    name: NameArgument = None,
     json_output: JsonOption = False,
 ) -> None:
     """Per orchestrator: last run, its counts, open flags, mappings."""
@@ -258,14 +275,16 @@ def status(
 @app.command()
 def history(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Only this orchestrator.", show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs.")] = 20,
+    name: NameArgument = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, help="How many runs.")] = 20,
     json_output: JsonOption = False,
 ) -> None:
     """Past runs with their counts and errors."""
     g: Globals = ctx.obj
     renderer = g.renderer(json_output)
     config = _load_config(g, renderer)
+    if name:
+        _select(config, [name], False, renderer)
     with _state(resolve_state_db(config, g.db, os.environ), renderer, read_only=True) as store:
         renderer.history(store.load_runs(name, limit))
 
@@ -283,13 +302,15 @@ def demo(ctx: typer.Context) -> None:
 
 @app.command()
 def simulator(
-    port: Annotated[int, typer.Option("--port", help="TCP port on 127.0.0.1 (0 picks a free one).")] = 8765,
-    units: Annotated[int, typer.Option("--units", min=1, help="Unit pools to seed.")] = 20,
-    per_unit: Annotated[int, typer.Option("--per-unit", min=0, help="Passphrases per unit pool.")] = 4,
-    latency_ms: Annotated[int, typer.Option("--latency-ms", min=0, help="Added to every request.")] = 0,
-    rate_limit: Annotated[int | None, typer.Option("--rate-limit", help="Requests a minute before 429.")] = None,
+    port: Annotated[int, typer.Option("--port", metavar="N",
+                                      help="TCP port on 127.0.0.1 (0 picks a free one).")] = 8765,
+    units: Annotated[int, typer.Option("--units", metavar="N", min=1, help="Unit pools to seed.")] = 20,
+    per_unit: Annotated[int, typer.Option("--per-unit", metavar="N", min=0, help="Passphrases per unit pool.")] = 4,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", metavar="MS", min=0, help="Added to every request.")] = 0,
+    rate_limit: Annotated[int | None, typer.Option("--rate-limit", metavar="N",
+                                                   help="Requests a minute before 429.")] = None,
     write_config: Annotated[Path | None, typer.Option(
-        "--write-config", help="Write a config for the simulated property into this directory.")] = None,
+        "--write-config", metavar="DIR", help="Write a config for the simulated property into this directory.")] = None,
 ) -> None:
     """Serve the built-in RuckusONE simulator over HTTP on 127.0.0.1."""
     from dpsk_orch.simulator import run_simulator_command
@@ -316,6 +337,12 @@ def _select(config: Config, names: list[str], select_all: bool, renderer: Render
     except UsageError as error:
         renderer.error(str(error))
         raise typer.Exit(USAGE) from None
+
+
+def _check_kind(kind: str | None, renderer: Renderer) -> None:
+    if kind is not None and kind not in FLAG_KINDS:
+        renderer.error(f"--kind {kind}: not a kind of flag (kinds: {', '.join(FLAG_KINDS)})")
+        raise typer.Exit(USAGE)
 
 
 @contextmanager

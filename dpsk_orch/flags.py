@@ -30,6 +30,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "target_missing": ("retry",),
     "pool_gone": ("delete", "keep", "retry"),
 }
+FLAG_KINDS = tuple(ACTIONS)
 CHANGES_RUCKUSONE = frozenset({"delete", "copy-to-source"})  # asks for confirmation
 
 
@@ -44,7 +45,8 @@ class Resolution:
 def check_action(flag: Flag, action: str, to_pool: str | None) -> None:
     """UsageError unless `action` applies to this flag as asked."""
     if flag.status != "open":
-        raise UsageError(f"flag {flag.id} is already {flag.status} ({flag.resolution})")
+        raise UsageError(f"flag {flag.id} is already {flag.status} (by {flag.resolution}); "
+                         "`dpsk-orch flags list` shows the open ones")
     allowed = ACTIONS.get(flag.kind, ())
     if action not in allowed:
         raise UsageError(f"flag {flag.id} is a {flag.kind} flag: --action must be one of {', '.join(allowed)}")
@@ -67,7 +69,8 @@ def suggested_pool(store: StateStore, flag: Flag) -> str | None:
 
 def describe(store: StateStore, flag: Flag, action: str, to_pool: str | None) -> str:
     """What resolving `flag` with `action` will do, in a person's words."""
-    who = f"{flag.username or '?'} (VLAN {flag.vlan_id}, {short(flag.fingerprint)})"
+    vlan = f"VLAN {flag.vlan_id}" if flag.vlan_id is not None else "no VLAN"
+    who = f"{flag.username or '?'} ({vlan}, {short(flag.fingerprint)})"
     if flag.kind == "pool_gone":
         count = len(pool_mappings(store, flag))
         return {"delete": f"delete the {count} site-wide passphrase(s) made from pool {flag.pool_name}",

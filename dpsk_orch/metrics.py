@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
+from dpsk_orch.flags import FLAG_KINDS
 from dpsk_orch.log import get_logger
 from dpsk_orch.state import StateStore
 from dpsk_orch.sync.plan import WRITE_KINDS
 from dpsk_orch.sync.run import SyncResult
 
 PREFIX = "dpsk_orch"
-FLAG_KINDS = ("removal", "orphan", "conflict", "missing_vlan", "target_missing", "pool_gone")
 LAST_SUCCESS = "last_success_timestamp_seconds"
 # name -> (type, help). The order here is the order in the file.
 FAMILIES: dict[str, tuple[str, str]] = {

@@ -19,6 +19,7 @@ from rich.table import Table
 from dpsk_orch.config import Config, ConfigError
 from dpsk_orch.fingerprint import short
 from dpsk_orch.flags import Resolution
+from dpsk_orch.log import is_interactive
 from dpsk_orch.state import Flag
 from dpsk_orch.sync.discovery import DiscoveryResult
 from dpsk_orch.sync.plan import Action
@@ -34,32 +35,35 @@ SUGGESTIONS = {
     "pool_gone": "delete its site-wide passphrases, keep them unmanaged, or --action retry",
 }
 TABLE_ROW_LIMIT = 25  # a terminal table longer than this is cut; --json always has every row
+PIPE_WIDTH = 1000  # tables written to a pipe or file take the width they need instead of 80 columns
 
 
 class Renderer:
-    """Writes results to stdout (tables or JSON) and summary lines to stderr."""
+    """Writes results to stdout (tables or JSON) and errors and summary lines to stderr."""
 
     def __init__(self, as_json: bool, color: bool, quiet: bool = False) -> None:
         self.as_json = as_json
         self.quiet = quiet
-        self.console = Console(no_color=not color, highlight=False, soft_wrap=not sys.stdout.isatty())
-        self.interactive = sys.stdout.isatty()
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH  # None: the terminal's
+        self.console = Console(no_color=not color, highlight=False, soft_wrap=not sys.stdout.isatty(), width=width)
+        self.syslog_prefixes = not is_interactive()  # journald and pipes: `<3>` on errors, `<6>` on summaries
 
     @contextmanager
-    def progress(self) -> Iterator[Callable[[str, int, int], None] | None]:
-        """A progress bar on stderr for a person at a terminal; nothing otherwise."""
+    def progress(self) -> Iterator[Callable[[str, str, int, int], None] | None]:
+        """A progress bar per orchestrator and phase on stderr for a person at a terminal; nothing otherwise.
+        It yields advance(orchestrator, phase, steps done, steps in the phase)."""
         if self.as_json or self.quiet or not sys.stderr.isatty():
             yield None
             return
         console = Console(stderr=True, no_color=self.console.no_color)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
-            tasks: dict[str, TaskID] = {}
+            tasks: dict[tuple[str, str], TaskID] = {}
 
-            def advance(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(f"{name}: writing", total=total)
-                bar.update(tasks[name], advance=done)
+            def advance(name: str, phase: str, done: int, total: int) -> None:
+                if (name, phase) not in tasks:
+                    tasks[name, phase] = bar.add_task(f"{name}: {phase}", total=total)
+                bar.update(tasks[name, phase], advance=done)
 
             yield advance
 
@@ -71,7 +75,13 @@ class Renderer:
             self.console.print(text)
 
     def error(self, text: str) -> None:
-        sys.stderr.write(f"error: {text}\n")
+        """An error for the person (stderr); under --json also `{"error": ...}` on stdout for the script."""
+        self._stderr_line("<3>", f"error: {text}")
+        if self.as_json:
+            self.emit_json({"error": text})
+
+    def _stderr_line(self, priority: str, text: str) -> None:
+        sys.stderr.write(f"{priority if self.syslog_prefixes else ''}{text}\n")
 
     # ---- config ------------------------------------------------------------------------------
 
@@ -89,8 +99,8 @@ class Renderer:
                 {"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in error.problems]})
             return
         for problem in error.problems:
-            sys.stderr.write(f"{problem}\n")
-        sys.stderr.write(f"{len(error.problems)} problem(s); nothing was called\n")
+            self._stderr_line("<3>", str(problem))
+        self._stderr_line("<3>", f"{len(error.problems)} problem(s); nothing was called")
 
     # ---- sync --------------------------------------------------------------------------------
 
@@ -120,6 +130,12 @@ class Renderer:
                 self.line(f"... and {len(rows) - TABLE_ROW_LIMIT} more ({count_text(rows)}); --json lists every one")
         elif result.plan is not None:
             self.line(f"{title}: nothing to change")
+        found = result.discovery
+        if found is not None and found.added:
+            self.line(f"source pools added by discovery: {', '.join(found.added)}")
+        if found is not None and found.gone:
+            self.line(f"[yellow]source pools gone[/yellow]: {', '.join(found.gone)} (a pool_gone flag each; "
+                      "their site-wide passphrases stay until a person decides)")
         if result.plan is not None and result.plan.flags:
             kinds = ", ".join(f"{n} {k}" for k, n in sorted(flag_counts(result.plan.flags).items()))
             self.line(f"flags raised: {kinds} (see: dpsk-orch flags list)")
@@ -141,9 +157,7 @@ class Renderer:
             parts.append(f"invocation={invocation}")
         parts += [("dry_run " if result.dry_run else "") + counts, f"requests={result.requests}",
                   f"duration={result.duration_s:.1f}s", f"exit={result.exit_code}"]
-        priority = "<6>" if result.exit_code == 0 else "<4>"
-        prefix = "" if sys.stderr.isatty() else priority
-        sys.stderr.write(f"{prefix}dpsk-orch sync: {' '.join(parts)}\n")
+        self._stderr_line("<6>" if result.exit_code == 0 else "<4>", f"dpsk-orch sync: {' '.join(parts)}")
 
     # ---- discovery ---------------------------------------------------------------------------
 
@@ -174,11 +188,11 @@ class Renderer:
             return
         table = Table(title="flags", title_justify="left")
         for column in ("id", "kind", "orchestrator", "pool", "username", "vlan", "fingerprint", "status",
-                       "last seen"):
-            table.add_column(column)
+                       "last seen (UTC)"):
+            table.add_column(column, no_wrap=column in ("kind", "last seen (UTC)"))
         for flag in flags:
             table.add_row(str(flag.id), flag.kind, flag.orchestrator, flag.pool_name or "", flag.username or "",
-                          str(flag.vlan_id or ""), short(flag.fingerprint), flag.status, flag.last_seen)
+                          str(flag.vlan_id or ""), short(flag.fingerprint), flag.status, table_time(flag.last_seen))
         self.console.print(table)
 
     def flag_detail(self, flag: Flag, events: list[dict[str, Any]], suggested_pool: str | None) -> None:
@@ -217,7 +231,7 @@ class Renderer:
             return
         for r in resolutions:
             mark = "[green]done[/green]" if r.ok else "[red]failed[/red]"
-            self.line(f"flag {r.flag.id}: {mark} {r.message}")
+            self.line(f"flag {r.flag.id} {mark}: {r.message}")
 
     # ---- status and history ------------------------------------------------------------------
 
@@ -226,11 +240,12 @@ class Renderer:
             self.emit_json({"orchestrators": rows})
             return
         table = Table(title="status", title_justify="left")
-        for column in ("orchestrator", "last run", "result", "counts", "open flags", "mappings", "pools"):
-            table.add_column(column)
+        for column in ("orchestrator", "last run (UTC)", "result", "counts", "open flags", "mappings", "pools"):
+            table.add_column(column, no_wrap=column == "last run (UTC)")
         for row in rows:
             last = row.get("last_run") or {}
-            table.add_row(row["orchestrator"], last.get("started_at", "never"), last.get("status", ""),
+            started = table_time(last["started_at"]) if last else "never"
+            table.add_row(row["orchestrator"], started, last.get("status", ""),
                           compact(last.get("counts", {})), compact(row["open_flags"]),
                           compact(row["mappings"]), str(row["source_pools"]))
         self.console.print(table)
@@ -240,11 +255,11 @@ class Renderer:
             self.emit_json({"runs": runs})
             return
         table = Table(title="history", title_justify="left")
-        for column in ("run", "orchestrator", "command", "started", "duration", "status", "exit", "counts",
+        for column in ("run", "orchestrator", "command", "started (UTC)", "duration", "status", "exit", "counts",
                        "requests", "errors"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column == "started (UTC)")
         for run in runs:
-            table.add_row(str(run["id"]), run["orchestrator"], run["command"], run["started_at"],
+            table.add_row(str(run["id"]), run["orchestrator"], run["command"], table_time(run["started_at"]),
                           duration_text(run), run["status"], str(run.get("exit_code", "")),
                           compact(run.get("counts") or {}), str(run.get("requests", "")),
                           "; ".join(run.get("errors") or [])[:200])
@@ -275,8 +290,10 @@ def sync_result_json(result: SyncResult) -> dict[str, Any]:
     return {
         "orchestrator": result.orchestrator, "dry_run": result.dry_run, "run_id": result.run_id,
         "exit_code": result.exit_code, "counts": result.counts(), "actions": actions,
-        "flags": [{"kind": f.kind, "pool": f.pool_name, "username": f.username, "vlan": f.vlan_id,
-                   "fingerprint": short(f.fingerprint), "detail": f.detail} for f in (plan.flags if plan else ())],
+        "flags": [{"id": result.flag_ids.get(f.key), "kind": f.kind, "pool": f.pool_name, "username": f.username,
+                   "vlan": f.vlan_id, "fingerprint": short(f.fingerprint), "detail": f.detail}
+                  for f in (plan.flags if plan else ())],
+        "discovery": discovery_json(result.discovery) if result.discovery else None,
         "notes": result.notes, "errors": result.errors, "requests": result.requests,
         "throttled": result.throttled, "duration_s": round(result.duration_s, 3),
     }
@@ -326,6 +343,11 @@ def duration_text(run: dict[str, Any]) -> str:
     started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
     ended = datetime.fromisoformat(run["ended_at"].replace("Z", "+00:00"))
     return f"{(ended - started).total_seconds():.0f}s"
+
+
+def table_time(iso: str) -> str:
+    """`2026-12-03T21:42:23Z` as `2026-12-03 21:42`: short enough for a table column (UTC)."""
+    return iso[:16].replace("T", " ")
 
 
 def _invocation_id() -> str | None:

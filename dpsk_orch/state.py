@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from dpsk_orch.constants import SQLITE_BUSY_TIMEOUT_MS
-from dpsk_orch.fingerprint import Fingerprinter, load_or_create_key
+from dpsk_orch.fingerprint import KEY_BYTES, Fingerprinter, load_or_create_key
 
 SCHEMA_VERSION = 1
 
@@ -128,6 +129,9 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
+IN_MEMORY = Path(":memory:")  # an empty store that creates no file, with a throw-away fingerprint key
+
+
 class StateError(Exception):
     """The state file cannot be used (newer schema, unreadable, not a database)."""
 
@@ -218,6 +222,11 @@ class StateStore:
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
+        if path == IN_MEMORY:
+            self.db = sqlite_utils.Database(memory=True)
+            self._migrate()
+            self.fingerprints = Fingerprinter(secrets.token_bytes(KEY_BYTES))
+            return
         previous_umask = os.umask(0o077)  # SQLite creates -wal and -shm with this umask
         try:
             if not read_only:

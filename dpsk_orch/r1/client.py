@@ -343,8 +343,13 @@ class R1Client:
                 with attempt:
                     return await self._send_authorised(method, path, action, json_body, params, is_read)
         except httpx.TransportError as error:
-            raise R1Unreachable(action, None, "TRANSPORT", type(error).__name__) from None
+            raise self._unreachable(action, error) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unreachable(self, action: str, error: httpx.TransportError) -> R1Unreachable:
+        """What went wrong on the wire (httpx's text holds no request content) and where."""
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return R1Unreachable(action, None, "TRANSPORT", f"{detail}, talking to {self.settings.api_url}")
 
     def _count_retry(self) -> None:
         self.stats.retries += 1
@@ -398,7 +403,7 @@ class R1Client:
         try:
             response = await self._http.post(f"/oauth2/token/{settings.tenant_id}", data=form)
         except httpx.TransportError as error:
-            raise R1Unreachable(action, None, "TRANSPORT", type(error).__name__) from None
+            raise self._unreachable(action, error) from None
         if response.status_code != 200:
             code, message = error_code_and_message(response)
             error_type = AuthError if response.status_code in (400, 401, 403) else R1Error

@@ -32,6 +32,10 @@ from dpsk_orch.sync.plan import (
 )
 
 REVOCATION_REASON = "Revoked in its unit pool (dpsk-orch)"
+WRITING, NAMING = "writing", "naming identities"  # the phases a progress bar shows
+
+# progress(phase, steps just done, steps in the phase): called as each write is answered.
+ProgressFn = Callable[[str, int, int], None]
 IDENTITY_DESCRIPTION = "dpsk-orch copy of {pool_name} passphrase {passphrase_id}"
 
 
@@ -70,16 +74,21 @@ class Applier:
     """Applies one orchestrator's plan against RuckusONE and the state file."""
 
     def __init__(self, r1: R1Client, store: StateStore, orchestrator: str, target_pool: Pool,
-                 targets: dict[str, Passphrase], progress: Callable[[int], None] = lambda _n: None) -> None:
+                 targets: dict[str, Passphrase], progress: ProgressFn | None = None) -> None:
         self.r1 = r1
         self.store = store
         self.orchestrator = orchestrator
         self.target_pool = target_pool
         self.targets = targets
-        self.progress = progress
+        self.progress = progress or (lambda _phase, _done, _total: None)
         self.report = ApplyReport()
+        self._writes = 0  # the plan's writes: the length of the WRITING phase
+
+    def _written(self, count: int = 1) -> None:
+        self.progress(WRITING, count, self._writes)
 
     async def apply(self, plan: Plan) -> ApplyReport:
+        self._writes = plan.writes
         for action in plan.of_kind(RELINK, ADOPT, LINK, FORGET):
             self._apply_state_only(action)
         creates = self._record_create_intents(plan.of_kind(CREATE))
@@ -109,13 +118,13 @@ class Applier:
             target = self.targets[action.target_passphrase_id]
             self.store.save_new_mapping(
                 self.orchestrator, source_pool_id=action.pool_id, source_passphrase_id=action.source_passphrase_id,
-                source_fingerprint=action.fingerprint, vlan_id=action.vlan_after, target_username=target.username,
+                source_fingerprint=action.fingerprint, vlan_id=action.vlan_after, target_username=action.username,
                 target_passphrase_id=target.id, identity_id=target.identity_id)
         elif action.kind == LINK:
             target = self.targets[action.target_passphrase_id]
             self.store.save_mapping_changes(
                 action.mapping_id, target_passphrase_id=target.id, identity_id=target.identity_id,
-                target_username=target.username, intent=None, intent_request_id=None, intent_at=None)
+                target_username=action.username, intent=None, intent_request_id=None, intent_at=None)
         elif action.kind == FORGET:
             self.store.delete_mappings([action.mapping_id])
         self.report.record(action, True)
@@ -146,8 +155,9 @@ class Applier:
             request_id = await self.r1.create_passphrase(self.target_pool.id, action.fields)
         except R1Error as error:
             self.report.record(action, False, redact(str(error), action.fields.passphrase))
-            self.progress(1)
             return None
+        finally:
+            self._written()
         self.store.save_mapping_changes(mapping_id, intent_request_id=request_id)
         return request_id, (CREATE, action, mapping_id)
 
@@ -159,8 +169,9 @@ class Applier:
             request_id = await self.r1.update_passphrase(self.target_pool.id, action.target_passphrase_id, changes)
         except R1Error as error:
             self.report.record(action, False, redact(str(error), action.fields.passphrase))
-            self.progress(1)
             return None
+        finally:
+            self._written()
         return request_id, (UPDATE, action, action.mapping_id)
 
     async def _send_revocations(self, actions: list[Action], reason: str | None) -> list[tuple[str, tuple]]:
@@ -172,8 +183,9 @@ class Applier:
         except R1Error as error:
             for action in actions:
                 self.report.record(action, False, str(error))
-            self.progress(len(actions))
             return []
+        finally:
+            self._written(len(actions))
         return [(request_id, (action.kind, action, action.mapping_id)) for action in actions]
 
     def _finish_writes(self, pending: list[tuple[str, tuple]],
@@ -184,7 +196,6 @@ class Applier:
             result = results[request_id]
             message = redact(result.message, action.fields.passphrase if action.fields else None)
             timed_out = not result.succeeded and message.startswith("no result after")
-            self.progress(1)
             if kind == CREATE:
                 if result.succeeded:
                     created.append((action, mapping_id))
@@ -246,7 +257,7 @@ class Applier:
             return
         pool_names = {pool.pool_id: pool.name
                       for pool in self.store.load_source_pools(self.orchestrator, include_gone=True)}
-        answers = await asyncio.gather(*(self._rename_identity(m, pool_names) for m in todo))
+        answers = await asyncio.gather(*(self._rename_identity(m, pool_names, len(todo)) for m in todo))
         waiting = {request_id: mapping for request_id, mapping in answers if request_id}
         results = await self.r1.await_activities(waiting) if waiting else {}
         renamed = [mapping for request_id, mapping in answers if mapping is not None
@@ -257,8 +268,8 @@ class Applier:
         if failed:
             self.report.errors.append(f"{failed} identity rename(s) failed; not fatal, the next run retries")
 
-    async def _rename_identity(self, mapping: Mapping,
-                               pool_names: dict[str, str]) -> tuple[str | None, Mapping | None]:
+    async def _rename_identity(self, mapping: Mapping, pool_names: dict[str, str],
+                               total: int) -> tuple[str | None, Mapping | None]:
         group_id = self._identity_group(mapping)
         pool_name = pool_names.get(mapping.source_pool_id, mapping.source_pool_id)
         description = IDENTITY_DESCRIPTION.format(pool_name=pool_name,
@@ -268,6 +279,8 @@ class Applier:
                                                        mapping.target_username, description)
         except R1Error:
             return None, None
+        finally:
+            self.progress(NAMING, 1, total)
         return request_id, mapping
 
     def _identity_group(self, mapping: Mapping) -> str:
@@ -288,7 +301,7 @@ class Applier:
             result = (await self.r1.await_activities([request_id]))[request_id]
         except R1Error as error:
             result = ActivityResult("", False, str(error))
-        self.progress(len(actions))
+        self._written(len(actions))
         if not result.succeeded:
             self.store.save_intent([a.mapping_id for a in actions], None)
             for action in actions:

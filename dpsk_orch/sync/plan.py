@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dpsk_orch.config import OrchestratorConfig, render_username
-from dpsk_orch.fingerprint import short
 from dpsk_orch.r1.records import Passphrase, PassphraseFields
 from dpsk_orch.state import FlagSpec
 from dpsk_orch.state import Mapping as StoredMapping
@@ -150,12 +149,11 @@ class _Planner:
                 continue
             winner = self.decisions.conflict_winners.get(fingerprint)
             winners = [s for s in sources if s.read.pool.id == winner]
-            if len(winners) == 1:
+            if len(winners) == 1:  # a person chose this one (`flags resolve --action keep`)
                 placeable.append(winners[0])
-                losers = ", ".join(s.read.pool.name for s in sources if s is not winners[0])
-                self.notes.append(f"{short(fingerprint)} kept from {winners[0].read.pool.name}; "
-                                  f"not synced from {losers} (conflict resolved by a person)")
                 continue
+            if not any(self.snapshot.in_scope(s.read.pool.id) for s in sources):
+                continue  # --pool: not a conflict of the pools this run acts on
             first = sources[0]
             pools = ", ".join(f"{s.read.pool.name} (VLAN {s.vlan})" for s in sources)
             self._flag("conflict", f"conflict:{fingerprint}", first, fingerprint,
@@ -197,6 +195,9 @@ class _Planner:
             self._plan_pending_create(source, desired, mapping)
             return
         target = self.targets.get(mapping.target_passphrase_id)
+        if target is None and source.row.is_revoked:
+            self._act_on_mapping(FORGET, mapping, "site-wide copy gone and its source is revoked: nothing to restore")
+            return
         if target is None:
             self._flag("target_missing", f"target_missing:{source.row.id}", source, source.fingerprint,
                        "the site-wide passphrase made from this source is gone; it is created again")
@@ -221,7 +222,7 @@ class _Planner:
             self._flag("conflict", f"conflict:{source.fingerprint}", source, source.fingerprint,
                        f"an unmanaged site-wide entry has this passphrase under VLAN {vlans}, the source under "
                        f"VLAN {desired.vlan_id}; nothing is placed")
-        else:
+        elif not source.row.is_revoked:  # a revoked passphrase is placed only once it is active again
             self._act(CREATE, source, desired, "new source passphrase")
 
     def _plan_pending_create(self, source: SourceRow, desired: PassphraseFields, mapping: StoredMapping) -> None:
@@ -236,6 +237,8 @@ class _Planner:
         elif mapping.id in self.snapshot.unsettled_mapping_ids:
             self.notes.append(f"{desired.username}: an earlier create may still be running in RuckusONE; "
                               "left for the next run")
+        elif source.row.is_revoked:
+            self._act_on_mapping(FORGET, mapping, "earlier create did not land and the source is now revoked")
         else:
             self._act(CREATE, source, desired, "earlier create did not land", mapping=mapping)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +16,8 @@ from dpsk_orch.r1.client import R1Client
 from dpsk_orch.r1.errors import R1Error, R1Unreachable
 from dpsk_orch.r1.records import Pool
 from dpsk_orch.state import Mapping, StateStore
-from dpsk_orch.sync.apply import Applier, ApplyReport
+from dpsk_orch.sync.apply import Applier, ApplyReport, ProgressFn
+from dpsk_orch.sync.discovery import DiscoveryResult
 from dpsk_orch.sync.plan import CREATE, Decisions, Plan, plan_sync
 from dpsk_orch.sync.snapshot import PoolNotFound, Snapshot, fetch_snapshot, resolve_pool
 
@@ -40,9 +40,17 @@ class SyncResult:
     requests: int = 0
     throttled: int = 0
     open_flags: dict[str, int] = field(default_factory=dict)
+    flag_ids: dict[str, int] = field(default_factory=dict)  # flag key -> id, of the open flags after the run
+    discovery: DiscoveryResult | None = None  # the discovery run just before, when enabled
 
     def counts(self) -> dict[str, int]:
-        """Actions done (or, in a dry run, planned) by kind, plus flags raised."""
+        """Actions done (or, in a dry run, planned) by kind, flags raised, and source pools discovery added
+        or judged gone."""
+        found = self.discovery
+        pools = {"pools_added": len(found.added) if found else 0, "pools_gone": len(found.gone) if found else 0}
+        return {**self._action_counts(), **{key: n for key, n in pools.items() if n}}
+
+    def _action_counts(self) -> dict[str, int]:
         if self.plan is None:
             return {}
         if self.report is None:
@@ -66,14 +74,19 @@ class SyncOptions:
 
 
 async def sync_orchestrator(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Client,
-                            options: SyncOptions, progress: Callable[[int, int], None] | None = None,
-                            discovered: list[Pool] | None = None) -> SyncResult:
-    """Sync one orchestrator: its configured pools plus `discovered` (else those discovered before).
+                            options: SyncOptions, progress: ProgressFn | None = None,
+                            discovery: DiscoveryResult | None = None) -> SyncResult:
+    """Sync one orchestrator: its configured pools plus the pools `discovery` found just before (those of
+    earlier discoveries when it is absent or incomplete; an incomplete one makes the run partial).
     Never raises for RuckusONE trouble: it lands in the result instead."""
-    result = SyncResult(orchestrator.name, options.dry_run)
+    result = SyncResult(orchestrator.name, options.dry_run, discovery=discovery)
+    if discovery is not None and not discovery.is_complete:
+        result.errors += [f"discovery incomplete ({error}): synced the source pools found before; the next run "
+                          "retries" for error in discovery.errors]
     started = time.monotonic()
     requests_before, throttled_before = r1.stats.requests, r1.stats.throttled
     try:
+        discovered = discovery.matched if discovery is not None and discovery.is_complete else None
         await _sync(orchestrator, store, r1, options, result, progress, discovered)
     except R1Unreachable as error:
         result.errors.append(f"{error}; nothing more was done, the next run retries")
@@ -92,11 +105,12 @@ async def sync_orchestrator(orchestrator: OrchestratorConfig, store: StateStore,
     result.throttled = r1.stats.throttled - throttled_before
     if not options.dry_run:
         _record_run(store, result)
+    result.flag_ids = {flag.key: flag.id for flag in store.load_flags(orchestrator.name)}
     return result
 
 
 async def _sync(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Client, options: SyncOptions,
-                result: SyncResult, progress: Callable[[int, int], None] | None,
+                result: SyncResult, progress: ProgressFn | None,
                 discovered: list[Pool] | None) -> None:
     if not options.dry_run:
         result.run_id = store.save_run_start(orchestrator.name, "sync", _trigger(), _invocation_id())
@@ -119,14 +133,8 @@ async def _sync(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Clien
     configured = {ref.id or ref.name for ref in orchestrator.source_pools}
     store.save_source_pools(orchestrator.name, [(p.id, p.name, p.identity_group_id) for p, _ in sources
                                                 if p.id in configured or p.name in configured], origin="config")
-    total = plan.writes
-
-    def advance(done: int) -> None:
-        if progress:
-            progress(done, total)
-
     applier = Applier(r1, store, orchestrator.name, target, {row.id: row for row in snapshot.target.passphrases},
-                      advance)
+                      progress)
     result.report = await applier.apply(plan)
     result.errors.extend(result.report.errors)
     store.save_flags(orchestrator.name, plan.flags, set(plan.judged_scope))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dpsk_orch.exit_codes import OK, USAGE
+from dpsk_orch.exit_codes import OK, PARTIAL, USAGE
 from dpsk_orch.simulator import Simulator, serve_in_thread
 from tests.e2e.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, SeededProperty, Site, write_config
 
@@ -108,6 +108,22 @@ def test_sync_discovers_then_a_deleted_pool_gives_one_pool_gone_flag_and_no_remo
     assert len(site.cli_json("flags", "list")["flags"]) == 1, "still one flag after another sync"
     history = site.cli_json("history")["runs"]
     assert any(run["command"] == "discover" and run["counts"].get("gone") == 1 for run in history)
+
+
+def test_a_failed_network_read_makes_the_sync_partial_and_judges_no_pool_gone(venue: Venue) -> None:
+    site = venue.site
+    assert site.cli("sync", "--all").exit_code == OK
+    site.sim.fail_requests("GET", r"^/wifiNetworks/[^/]+/dpskServices$", status=403, times=1)
+    newcomer = site.unit(0)[0]
+    site.sim.update_passphrase(TENANT, site.seeded.unit_pool_ids[0], newcomer["id"], vlanId=3000)
+
+    result = site.cli("sync", "--all")
+
+    assert result.exit_code == PARTIAL
+    assert "discovery incomplete" in result.stderr
+    assert site.cli_json("flags", "list")["flags"] == [], "no pool is judged gone from an incomplete discovery"
+    assert {row["passphrase"]: row["vlanId"] for row in site.site_wide()}[newcomer["passphrase"]] == 3000
+    assert site.cli("sync", "--all").exit_code == OK
 
 
 def test_dry_run_discovery_leaves_the_state_file_unchanged(venue: Venue) -> None:

@@ -174,6 +174,20 @@ def test_a_wrong_action_for_the_kind_names_the_right_ones(site: Site) -> None:
     assert "delete, keep, retry" in result.stderr
 
 
+def test_a_misspelt_kind_or_orchestrator_is_an_error_not_an_empty_list(site: Site) -> None:
+    assert site.cli("sync", "--all").exit_code == OK
+    remove_at_units(site, 1)
+    site.cli("sync", "--all")
+
+    misspelt_kind = site.cli("flags", "list", "--kind", "removals")
+    unknown_name = site.cli("flags", "list", "parkveiw")
+    bulk = site.cli("flags", "resolve", "--kind", "removals", "-o", "parkview", "--action", "keep")
+
+    assert misspelt_kind.exit_code == USAGE and "removal, orphan, conflict" in misspelt_kind.stderr
+    assert unknown_name.exit_code == USAGE and "known: parkview" in unknown_name.stderr
+    assert bulk.exit_code == USAGE and len(open_flags(site, "removal")) == 1
+
+
 def test_bulk_keep_by_kind_and_retry_of_a_missing_vlan(tmp_path: Path) -> None:
     for site in make_site(tmp_path, units=4, per_unit=2, with_missing_vlan=True):
         assert site.cli("sync", "--all").exit_code == OK

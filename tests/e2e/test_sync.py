@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dpsk_orch.exit_codes import OK, PARTIAL, UNREACHABLE
+from dpsk_orch.exit_codes import OK, PARTIAL, UNREACHABLE, USAGE
 from tests.e2e.conftest import TENANT, Site, make_site
 
 
@@ -163,7 +163,8 @@ def test_dry_run_writes_nothing_and_shows_no_passphrase(site: Site) -> None:
 
     assert table.exit_code == OK and as_json.exit_code == OK
     assert site.writes() == 0
-    assert not site.db_path.exists() or site.cli_json("status")["orchestrators"][0]["last_run"] is None
+    assert site.cli_json("status")["orchestrators"][0]["last_run"] is None
+    assert list(site.tmp.glob("state.db*")) == [], "a dry run before the first sync creates no state file"
     plan = json.loads(as_json.stdout)["orchestrators"][0]
     assert len(plan["actions"]) == 18 and {a["action"] for a in plan["actions"]} == {"create"}
     assert {"action", "orchestrator", "pool", "username", "vlan_before", "vlan_after", "fingerprint",
@@ -185,3 +186,47 @@ def test_a_create_whose_answer_was_lost_is_not_sent_twice(site: Site) -> None:
     assert second.exit_code == OK, second.stderr
     assert placed(site) == unit_pairs(site) and max(placed(site).values()) == 1
     assert site.sim.count("POST", r"/passphrases$") == 18
+
+
+def test_a_passphrase_revoked_before_its_first_sync_is_placed_only_once_active_again(site: Site) -> None:
+    pool = site.seeded.unit_pool_ids[0]
+    evicted = site.unit(0)[0]
+    site.sim.revoke_passphrase(TENANT, pool, evicted["id"])
+
+    assert site.cli("sync", "--all").exit_code == OK
+
+    assert evicted["passphrase"] not in {row["passphrase"] for row in site.site_wide()}
+    site.sim.update_passphrase(TENANT, pool, evicted["id"], revocationReason=None)
+    assert site.cli("sync", "--all").exit_code == OK
+    assert (evicted["passphrase"], evicted["vlanId"]) in placed(site)
+
+
+def test_an_adopted_entry_gets_the_template_username_and_its_identity_names_it(site: Site) -> None:
+    source = site.unit(0)[0]
+    site.sim.add_passphrase(TENANT, site.seeded.site_wide_pool_id, source["passphrase"], "hand-made-copy",
+                            vlan_id=source["vlanId"])
+
+    report = site.cli_json("sync", "--all")["orchestrators"][0]
+    assert site.cli("sync", "--all").exit_code == OK
+
+    assert "adopt" in {action["action"] for action in report["actions"]}
+    [copy] = [row for row in site.site_wide() if row["passphrase"] == source["passphrase"]]
+    expected = f"{source['username']} [{site.seeded.unit_pool_names[0]}]"
+    assert copy["username"] == expected
+    group = site.sim.pool(TENANT, site.seeded.site_wide_pool_id)["identityGroupId"]
+    [identity] = [i for i in site.sim.identities(TENANT, group) if i["id"] == copy["identityId"]]
+    assert identity["name"] == expected and source["id"] in identity["description"]
+
+
+def test_an_unknown_pool_is_a_usage_error_before_anything_is_called(site: Site) -> None:
+    result = site.cli("sync", "--pool", "Unit999DPSK")
+
+    assert result.exit_code == USAGE
+    assert "Unit999DPSK" in result.stderr and site.seeded.unit_pool_names[0] in result.stderr
+    assert site.sim.count() == 0
+
+
+def test_a_pool_restricted_sync_touches_only_that_pool(site: Site) -> None:
+    assert site.cli("sync", "--pool", site.seeded.unit_pool_names[1]).exit_code == OK
+
+    assert placed(site) == unit_pairs(site, [1])

@@ -390,3 +390,30 @@ def test_sync_metrics_file_from_the_cli(sim_config: Path, tmp_path: Path) -> Non
     assert value_of(families, "dpsk_orch_actions", orchestrator="parkview", kind="create") == 6
     assert value_of(families, "dpsk_orch_open_flags", orchestrator="parkview", kind="orphan") == 1
     assert value_of(families, "dpsk_orch_requests", orchestrator="parkview") > 0
+
+
+def test_last_success_comes_from_the_run_history_when_the_metrics_file_was_lost(tmp_path: Path) -> None:
+    sim = Simulator(activity_delay_s=0.01)
+    sim.add_tenant("tenant-metrics", "metrics-client", "metrics-secret")
+    seeded = sim.seed_property("tenant-metrics", units=2, per_unit=1)
+    server = serve_in_thread(sim)
+    try:
+        config = write_simulator_config(tmp_path / "sim", server.url, seeded, "metrics-client", "metrics-secret")
+        path = tmp_path / "textfile" / "dpsk-orch.prom"
+        command = ["-c", str(config), "sync", "--metrics-file", str(path)]
+        runner = CliRunner()
+        assert runner.invoke(app, command, env={"NO_COLOR": "1"}).exit_code == 0
+        succeeded_at = value_of(parse_exposition(path.read_text()), "dpsk_orch_last_success_timestamp_seconds",
+                                orchestrator="parkview")
+        path.unlink()  # e.g. a fresh textfile directory
+        sim.fail_requests("POST", r"^/venues/wifiNetworks/query$", status=403)
+
+        failed = runner.invoke(app, command, env={"NO_COLOR": "1"})
+    finally:
+        server.stop()
+
+    assert failed.exit_code == 1
+    families = parse_exposition(path.read_text())
+    assert value_of(families, "dpsk_orch_last_exit_code", orchestrator="parkview") == 1
+    last_success = value_of(families, "dpsk_orch_last_success_timestamp_seconds", orchestrator="parkview")
+    assert abs(last_success - succeeded_at) < 2

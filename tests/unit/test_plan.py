@@ -142,6 +142,24 @@ def test_revoked_source_revokes_target_and_unrevoke_follows():
     assert kinds(unrevoked) == [UNREVOKE]
 
 
+def test_revoked_source_never_placed_is_not_created_active():
+    """An evicted resident's revoked passphrase must not appear, active, in the site-wide pool."""
+    plan = plan_sync(CONFIG, snapshot(a=[pp("s1", "secret-one-1", is_revoked=True)]), [], fp)
+    assert plan.actions == () and plan.flags == ()
+
+
+def test_revoked_source_whose_copy_vanished_is_forgotten_not_recreated():
+    plan = plan_sync(CONFIG, snapshot(a=[pp("s1", "secret-one-1", is_revoked=True)]),
+                     [mapping(1, "s1", "secret-one-1", "t1")], fp)
+    assert kinds(plan) == [FORGET] and plan.flags == ()
+
+
+def test_revoked_source_whose_earlier_create_did_not_land_is_not_sent_again():
+    plan = plan_sync(CONFIG, snapshot(a=[pp("s1", "secret-one-1", is_revoked=True)]),
+                     [mapping(1, "s1", "secret-one-1", None, intent="create")], fp)
+    assert kinds(plan) == [FORGET]
+
+
 def test_two_units_sharing_a_passphrase_raise_one_conflict_and_place_neither():
     plan = plan_sync(CONFIG, snapshot(a=[pp("s1", "shared-secret")],
                                       b=[pp("b1", "shared-secret", vlan=102, pool="pool-b")]), [], fp)
@@ -281,6 +299,16 @@ def test_pool_scope_touches_and_flags_no_other_pool():
     assert [(a.kind, a.pool_id) for a in plan.actions] == [(CREATE, "pool-b")]
     assert plan.flags == ()  # the orphan is not judged in a pool-restricted run
     assert plan.judged_scope == frozenset({"pool-b"})
+
+
+def test_pool_scope_flags_only_conflicts_that_involve_its_pools():
+    outside = snapshot(a=[pp("s1", "shared-secret"), pp("s2", "shared-secret", username="bob")],
+                       scope=frozenset({"pool-b"}))
+    assert plan_sync(CONFIG, outside, [], fp).flags == ()
+    across = snapshot(a=[pp("s1", "shared-secret")], b=[pp("b1", "shared-secret", vlan=102, pool="pool-b")],
+                      scope=frozenset({"pool-b"}))
+    plan = plan_sync(CONFIG, across, [], fp)
+    assert plan.actions == () and flag_kinds(plan) == ["conflict"]
 
 
 def test_expiry_spellings_of_the_same_moment_are_equal():
