@@ -325,7 +325,9 @@ def _read_secret_file(node: Node, key: str, source: _Source, reader: Reader) -> 
         return None
     secret_path = _local_path(name, source)
     try:
-        secret = secret_path.read_text(encoding="utf-8").strip()
+        with secret_path.open(encoding="utf-8") as handle:
+            secret = handle.read().strip()
+            mode = os.fstat(handle.fileno()).st_mode
     except FileNotFoundError:
         reason = "does not exist"
     except PermissionError:
@@ -335,9 +337,13 @@ def _read_secret_file(node: Node, key: str, source: _Source, reader: Reader) -> 
     except (OSError, UnicodeDecodeError):
         reason = "cannot be read as UTF-8 text"
     else:
-        if secret:
+        if not secret:
+            reason = "is empty"
+        elif mode & GROUP_OR_OTHER_PERMISSIONS:
+            reason = (f"may be read by group or others (mode {mode & 0o777:04o}): run `chmod 600 {secret_path}` "
+                      "(or hand it over as a systemd credential)")
+        else:
             return secret
-        reason = "is empty"
     reader.problem(node.line, key, f"secret file {secret_path} {reason}")
     return None
 

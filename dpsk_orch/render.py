@@ -20,7 +20,7 @@ from dpsk_orch.config import Config, ConfigError
 from dpsk_orch.fingerprint import short
 from dpsk_orch.flags import Resolution
 from dpsk_orch.log import is_interactive
-from dpsk_orch.state import Flag
+from dpsk_orch.state import Flag, invocation_id
 from dpsk_orch.sync.discovery import DiscoveryResult
 from dpsk_orch.sync.plan import Action
 from dpsk_orch.sync.run import SyncResult
@@ -152,7 +152,7 @@ class Renderer:
         parts = [f"orchestrator={result.orchestrator}"]
         if result.run_id is not None:
             parts.append(f"run={result.run_id}")
-        invocation = _invocation_id()
+        invocation = invocation_id()
         if invocation:
             parts.append(f"invocation={invocation}")
         parts += [("dry_run " if result.dry_run else "") + counts, f"requests={result.requests}",
@@ -348,10 +348,6 @@ def duration_text(run: dict[str, Any]) -> str:
 def table_time(iso: str) -> str:
     """`2026-12-03T21:42:23Z` as `2026-12-03 21:42`: short enough for a table column (UTC)."""
     return iso[:16].replace("T", " ")
-
-
-def _invocation_id() -> str | None:
-    return os.environ.get("INVOCATION_ID")
 
 
 def count_text(rows: list[tuple[Action, str]]) -> str:

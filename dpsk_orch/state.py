@@ -136,6 +136,16 @@ class StateError(Exception):
     """The state file cannot be used (newer schema, unreadable, not a database)."""
 
 
+def invocation_id() -> str | None:
+    """The systemd invocation this process runs under (INVOCATION_ID), if any."""
+    return os.environ.get("INVOCATION_ID") or None
+
+
+def run_trigger() -> str:
+    """What started this run, as recorded: "systemd" (a timer or unit) or "manual"."""
+    return "systemd" if invocation_id() else "manual"
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 

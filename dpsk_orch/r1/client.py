@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from dpsk_orch import __version__
 from dpsk_orch.constants import (
@@ -49,7 +50,8 @@ from dpsk_orch.r1.retry import (
     should_retry,
 )
 
-TERMINAL_PENDING_STATUSES = frozenset({"PENDING", "INPROGRESS"})
+PENDING_STATUSES = frozenset({"PENDING", "INPROGRESS"})  # an activity in these is not done yet
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,7 @@ class R1Client:
         found: dict[str, ActivityResult] = {}
         for row in answer.get("data") or []:
             request_id = row.get("requestId") or row.get("id")
-            if request_id in wanted and row.get("status") not in TERMINAL_PENDING_STATUSES:
+            if request_id in wanted and row.get("status") not in PENDING_STATUSES:
                 found[request_id] = activity_result(request_id, row)
         return found
 
@@ -259,7 +261,7 @@ class R1Client:
                 if error.status == 404:
                     return None  # not created yet (API.md §6.3)
                 raise
-            return None if row.get("status") in TERMINAL_PENDING_STATUSES else activity_result(request_id, row)
+            return None if row.get("status") in PENDING_STATUSES else activity_result(request_id, row)
 
         answers = await asyncio.gather(*(one(request_id) for request_id in request_ids))
         return {result.request_id: result for result in answers if result is not None}
@@ -269,7 +271,7 @@ class R1Client:
         body = {"page": 1, "pageSize": 500, "sortField": "startDatetime", "sortOrder": "DESC",
                 "filters": {"fromTime": since_iso}}
         answer = await self._read_json("POST", "/activities/query", "list recent activities", json_body=body)
-        return sum(1 for row in answer.get("data") or [] if row.get("status") in TERMINAL_PENDING_STATUSES)
+        return sum(1 for row in answer.get("data") or [] if row.get("status") in PENDING_STATUSES)
 
     # ---- paging ------------------------------------------------------------------------------
 
@@ -335,7 +337,7 @@ class R1Client:
             wait=lambda state: retry_wait_s(state.attempt_number, getattr(
                 state.outcome.exception(), "retry_after_s", None)),
             retry=retry_if_exception(lambda error: should_retry(error, is_read)),
-            before_sleep=lambda state: self._count_retry(),
+            before_sleep=lambda state: self._note_retry(action, state),
             reraise=True,
         )
         try:
@@ -351,8 +353,13 @@ class R1Client:
         detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         return R1Unreachable(action, None, "TRANSPORT", f"{detail}, talking to {self.settings.api_url}")
 
-    def _count_retry(self) -> None:
+    def _note_retry(self, action: str, state: RetryCallState) -> None:
         self.stats.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        reason = str(error) if isinstance(error, R1Error) else type(error).__name__
+        logger.info("%s: trying again in %.1fs (attempt %d failed: %s)", action, wait_s, state.attempt_number,
+                    reason)
 
     async def _send_authorised(self, method: str, path: str, action: str, json_body: Any,
                                params: dict[str, Any] | None, is_read: bool) -> httpx.Response:
@@ -376,7 +383,11 @@ class R1Client:
         await self._bucket.acquire()
         async with self._in_flight:
             self.stats.requests += 1
-            return await self._http.request(method, path, content=content, params=params, headers=headers)
+            started = time.monotonic()
+            response = await self._http.request(method, path, content=content, params=params, headers=headers)
+        logger.debug("%s %s%s -> %d (%.0f ms)", method, path, f" {params}" if params else "", response.status_code,
+                     (time.monotonic() - started) * 1000)
+        return response
 
     def _check(self, response: httpx.Response, action: str, is_read: bool) -> httpx.Response:
         status = response.status_code
@@ -411,6 +422,7 @@ class R1Client:
             raise error_type(action, response.status_code, code, "; ".join(p for p in (message, hint) if p))
         body = response.json()
         expires_in = body.get("expires_in")
+        logger.info("got an access token for tenant %s (expires in %ss)", settings.tenant_id, expires_in or "?")
         return body["access_token"], float(expires_in) if expires_in else None
 
 

@@ -9,6 +9,7 @@ whatever did not finish is left as an intent or a difference that the next run p
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ from dpsk_orch.sync.plan import (
     Action,
     Plan,
 )
+
+logger = logging.getLogger(__name__)
 
 REVOCATION_REASON = "Revoked in its unit pool (dpsk-orch)"
 WRITING, NAMING = "writing", "naming identities"  # the phases a progress bar shows
@@ -92,6 +95,8 @@ class Applier:
         for action in plan.of_kind(RELINK, ADOPT, LINK, FORGET):
             self._apply_state_only(action)
         creates = self._record_create_intents(plan.of_kind(CREATE))
+        logger.info("sending %d creates, %d updates, %d revokes, %d unrevokes", len(creates),
+                    len(plan.of_kind(UPDATE)), len(plan.of_kind(REVOKE)), len(plan.of_kind(UNREVOKE)))
         sent = await asyncio.gather(
             *(self._send_create(action, mapping_id) for action, mapping_id in creates),
             *(self._send_update(action) for action in plan.of_kind(UPDATE)),
@@ -99,6 +104,8 @@ class Applier:
             self._send_revocations(plan.of_kind(UNREVOKE), None),
         )
         pending = [item for group in sent for item in (group if isinstance(group, list) else [group]) if item]
+        if pending:
+            logger.info("waiting for the activities of %d accepted writes", len(pending))
         results = await self.r1.await_activities(request_id for request_id, _ in pending) if pending else {}
         created = self._finish_writes(pending, results)
         if created:
@@ -243,6 +250,7 @@ class Applier:
                 self.report.record(action, False, f"created, but {found} in the site-wide pool")
                 continue
             row = matches[0]
+            logger.debug("created %s: site-wide passphrase %s", action.username, row.id)
             self.targets[row.id] = row
             self.store.save_mapping_changes(
                 mapping_id, target_passphrase_id=row.id, identity_id=row.identity_id,
@@ -264,6 +272,7 @@ class Applier:
                    and (request_id is None or results[request_id].succeeded)]
         self.store.save_many_mapping_changes((m.id, {"identity_name": m.target_username}) for m in renamed)
         self.report.identities_renamed = len(renamed)
+        logger.info("named %d of %d site-wide identities after their source", len(renamed), len(todo))
         failed = len(todo) - len(renamed)
         if failed:
             self.report.errors.append(f"{failed} identity rename(s) failed; not fatal, the next run retries")
@@ -296,6 +305,7 @@ class Applier:
             return
         self.store.save_intent([a.mapping_id for a in actions], DELETE)
         ids = [a.target_passphrase_id for a in actions]
+        logger.info("deleting %d site-wide passphrases whose source is gone", len(ids))
         try:
             request_id = await self.r1.delete_passphrases(self.target_pool.id, ids)
             result = (await self.r1.await_activities([request_id]))[request_id]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import logging
 from dataclasses import dataclass, field
 
 from dpsk_orch.config import Config, OrchestratorConfig
 from dpsk_orch.r1.client import R1Client
 from dpsk_orch.r1.errors import R1Error
 from dpsk_orch.r1.records import Pool
-from dpsk_orch.state import FlagSpec, StateStore
+from dpsk_orch.state import FlagSpec, StateStore, invocation_id, run_trigger
 from dpsk_orch.sync.snapshot import PoolNotFound, resolve_pool
 
 DISCOVERY_ORIGIN = "discovery"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +29,7 @@ class DiscoveryResult:
     gone: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     run_id: int | None = None
+    requests: int = 0  # RuckusONE requests the discovery sent
 
     @property
     def is_complete(self) -> bool:
@@ -79,8 +82,9 @@ async def discover(config: Config, orchestrator: OrchestratorConfig, store: Stat
     A discovery with any failed network read adds what it found but judges nothing gone.
     """
     result = DiscoveryResult(orchestrator.name, dry_run)
+    requests_before = r1.stats.requests
     if not dry_run:
-        result.run_id = store.save_run_start(orchestrator.name, "discover", "manual", None)
+        result.run_id = store.save_run_start(orchestrator.name, "discover", run_trigger(), invocation_id())
     try:
         pools = pools if pools is not None else await r1.fetch_pools()
         explicit = {ref.id or ref.name for ref in orchestrator.source_pools}
@@ -88,9 +92,12 @@ async def discover(config: Config, orchestrator: OrchestratorConfig, store: Stat
         scanned, venue_pools, result.errors = await fetch_venue_pools(r1, orchestrator.venue_id or "", pools)
     except R1Error as error:
         result.errors.append(str(error))
+        result.requests = r1.stats.requests - requests_before
         _record(store, result)
         return result
+    result.requests = r1.stats.requests - requests_before
     result.networks_scanned, result.pools_seen = scanned, len(venue_pools)
+    logger.info("venue %s: %d networks, %d DPSK pools on them", orchestrator.venue_id, scanned, len(venue_pools))
     result.matched = [pool for pool in select_sources(orchestrator, venue_pools, excluded)
                       if pool.id not in explicit and pool.name not in explicit]
     tracked = {p.pool_id: p.name for p in store.load_source_pools(orchestrator.name) if p.origin == DISCOVERY_ORIGIN}
@@ -119,4 +126,4 @@ def _record(store: StateStore, result: DiscoveryResult) -> None:
     counts = {"networks": result.networks_scanned, "pools_seen": result.pools_seen, "sources": len(result.matched),
               "added": len(result.added), "gone": len(result.gone)}
     status, code = ("ok", 0) if result.is_complete else ("partial", 1)
-    store.save_run_end(result.run_id, status, code, counts, result.errors, 0, 0)
+    store.save_run_end(result.run_id, status, code, counts, result.errors, result.requests, 0)

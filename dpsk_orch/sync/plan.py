@@ -269,8 +269,7 @@ class _Planner:
 
     def _plan_removals(self, absent: list[StoredMapping]) -> None:
         """Removed sources: delete within the guard under `removals: delete`, else flag for a person."""
-        absent = [m for m in absent if self.snapshot.in_scope(m.source_pool_id)
-                  and m.source_pool_id not in self.snapshot.gone_pool_ids]
+        absent = [m for m in absent if self.snapshot.in_scope(m.source_pool_id)]
         removals = []
         for mapping in absent:
             if mapping.target_passphrase_id is None or mapping.target_passphrase_id not in self.targets:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from dpsk_orch.exit_codes import BLOCKED, OK, PARTIAL, UNREACHABLE, USAGE
 from dpsk_orch.r1.client import R1Client
 from dpsk_orch.r1.errors import R1Error, R1Unreachable
 from dpsk_orch.r1.records import Pool
-from dpsk_orch.state import Mapping, StateStore
+from dpsk_orch.state import Mapping, StateStore, invocation_id, run_trigger
 from dpsk_orch.sync.apply import Applier, ApplyReport, ProgressFn
 from dpsk_orch.sync.discovery import DiscoveryResult
 from dpsk_orch.sync.plan import CREATE, Decisions, Plan, plan_sync
@@ -113,7 +112,7 @@ async def _sync(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Clien
                 result: SyncResult, progress: ProgressFn | None,
                 discovered: list[Pool] | None) -> None:
     if not options.dry_run:
-        result.run_id = store.save_run_start(orchestrator.name, "sync", _trigger(), _invocation_id())
+        result.run_id = store.save_run_start(orchestrator.name, "sync", run_trigger(), invocation_id())
     pools = await r1.fetch_pools()
     target = resolve_pool(orchestrator.site_wide_pool, pools)
     sources, missing = source_pools(orchestrator, store, pools, discovered)
@@ -121,7 +120,7 @@ async def _sync(orchestrator: OrchestratorConfig, store: StateStore, r1: R1Clien
     scope = resolve_scope(options.pools, [pool for pool, _ in sources])
     mappings = store.load_mappings(orchestrator.name)
     unsettled = await settle_pending_creates(r1, mappings, wait=not options.dry_run)
-    snapshot = await fetch_snapshot(r1, target, sources, frozenset(), scope, unsettled)
+    snapshot = await fetch_snapshot(r1, target, sources, scope, unsettled)
     result.errors.extend(incomplete_read_errors(snapshot))
     decisions = load_decisions(store, orchestrator.name)
     plan = plan_sync(orchestrator, snapshot, mappings, store.fingerprints.of, decisions, options.allow_deletes)
@@ -255,14 +254,6 @@ def _open_flag_counts(store: StateStore, orchestrator: str) -> dict[str, int]:
     for flag in store.load_flags(orchestrator):
         counts[flag.kind] = counts.get(flag.kind, 0) + 1
     return counts
-
-
-def _trigger() -> str:
-    return "systemd" if os.environ.get("INVOCATION_ID") else "manual"
-
-
-def _invocation_id() -> str | None:
-    return os.environ.get("INVOCATION_ID")
 
 
 def _parse_time(text: str) -> datetime:

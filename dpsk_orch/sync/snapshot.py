@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from dpsk_orch.config import PoolRef
 from dpsk_orch.r1.client import R1Client
 from dpsk_orch.r1.errors import R1Error
 from dpsk_orch.r1.records import Passphrase, Pool
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,6 @@ class Snapshot:
 
     target: PoolRead
     sources: tuple[PoolRead, ...]
-    gone_pool_ids: frozenset[str] = frozenset()  # tracked source pools that no longer exist
     scope: frozenset[str] | None = None  # --pool: only these source pool ids are acted on
     unsettled_mapping_ids: frozenset[int] = frozenset()  # creates of a dead run that may still land
 
@@ -64,16 +66,25 @@ async def fetch_pool_read(r1: R1Client, pool: Pool, fallback_vlan: int | None = 
     try:
         rows = await r1.fetch_passphrases(pool.id, pool.name)
     except R1Error as error:
+        logger.debug("pool %s: read incomplete (%s)", pool.name, error)
         return PoolRead(pool, (), str(error), fallback_vlan)
+    logger.debug("pool %s: %d passphrases", pool.name, len(rows))
     return PoolRead(pool, tuple(rows), None, fallback_vlan)
 
 
 async def fetch_snapshot(r1: R1Client, target: Pool, sources: list[tuple[Pool, int | None]],
-                         gone_pool_ids: frozenset[str] = frozenset(),
                          scope: frozenset[str] | None = None,
                          unsettled_mapping_ids: frozenset[int] = frozenset()) -> Snapshot:
-    """Read the site-wide pool and all sources (pool, fallback VLAN) at once."""
+    """Read the site-wide pool and all sources (pool, fallback VLAN) at once. A pool that is not read (a
+    pool_gone one, say) is never judged: its mappings stay and raise no removal flags."""
     reads = await asyncio.gather(
         fetch_pool_read(r1, target),
         *(fetch_pool_read(r1, pool, vlan) for pool, vlan in sources))
-    return Snapshot(reads[0], tuple(reads[1:]), gone_pool_ids, scope, unsettled_mapping_ids)
+    logger.info("read the site-wide pool %s (%s) and %d source pools (%d passphrases, %d read incompletely)",
+                target.name, describe_read(reads[0]), len(sources), sum(len(r.passphrases) for r in reads[1:]),
+                sum(1 for r in reads[1:] if not r.is_complete))
+    return Snapshot(reads[0], tuple(reads[1:]), scope, unsettled_mapping_ids)
+
+
+def describe_read(read: PoolRead) -> str:
+    return f"{len(read.passphrases)} passphrase(s)" if read.is_complete else "read incomplete"

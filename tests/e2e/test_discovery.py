@@ -101,6 +101,7 @@ def test_sync_discovers_then_a_deleted_pool_gives_one_pool_gone_flag_and_no_remo
     second = site.cli("sync", "--all")
 
     assert second.exit_code == OK, second.stderr
+    assert f"source pools gone: {deleted}" in second.stdout and "pools_gone=1" in second.stderr
     flags = site.cli_json("flags", "list")["flags"]
     assert [(f["kind"], f["pool"]) for f in flags] == [("pool_gone", deleted)]
     assert len(site.site_wide()) == UNIT_POOLS, "its site-wide passphrase stays until a person decides"

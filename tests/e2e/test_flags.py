@@ -49,6 +49,16 @@ def test_delete_on_a_removal_flag_removes_exactly_that_passphrase(site: Site) ->
     assert open_flags(site) == [] and site_wide_strings(site) == before - {gone}
 
 
+def test_flags_in_the_sync_json_carry_the_ids_that_resolve_takes(site: Site) -> None:
+    assert site.cli("sync", "--all").exit_code == OK
+    remove_at_units(site, 1)
+
+    [flag] = site.cli_json("sync", "--all")["orchestrators"][0]["flags"]
+
+    assert flag["kind"] == "removal"
+    assert site.cli_json("flags", "show", str(flag["id"]))["kind"] == "removal"
+
+
 def test_keep_is_never_flagged_again(site: Site) -> None:
     assert site.cli("sync", "--all").exit_code == OK
     [gone] = remove_at_units(site, 1)

@@ -356,6 +356,16 @@ def test_username_template_with_allowed_placeholders_renders(tmp_path):
 LITERAL_SECRET = VALID.replace("client_secret_file: r1.secret", f"client_secret: {SECRET}")
 
 
+def test_secret_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    write_secret(tmp_path).chmod(0o644)
+    path = write_config(tmp_path, VALID)
+
+    [problem] = problems_of(path, {"R1_CLIENT_ID": "c"})
+
+    assert "client_secret_file" in problem.key and "chmod 600" in problem.message
+    assert SECRET not in problem.message
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
 def test_literal_secret_in_a_file_others_can_read_is_refused(tmp_path, mode):
     path = write_config(tmp_path, LITERAL_SECRET, mode)

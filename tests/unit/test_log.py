@@ -3,6 +3,7 @@ rich output only for a person at a terminal, without colour when asked."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -244,3 +245,30 @@ def test_quiet_still_reports_an_error(tmp_path: Path) -> None:
     result = cli("-q", "-c", str(tmp_path / "missing.yaml"), "config", "validate")
     assert result.exit_code == 2
     assert result.stderr and not ANSI.search(result.stderr)
+
+
+def test_every_error_line_carries_the_error_priority_in_a_pipe(sim_config: Path, tmp_path: Path) -> None:
+    config_problem = cli("-c", str(tmp_path / "missing.yaml"), "config", "validate")
+    usage_problem = cli("-c", str(sim_config), "sync", "elmstreet")
+
+    for result in (config_problem, usage_problem):
+        assert result.exit_code == 2
+        assert all(line.startswith("<3>") for line in result.stderr.splitlines()), result.stderr
+    assert "<3>error: unknown orchestrator elmstreet (known: parkview)" in usage_problem.stderr
+
+
+def test_a_usage_error_under_json_is_json_on_stdout_too(sim_config: Path) -> None:
+    result = cli("-c", str(sim_config), "--json", "sync", "elmstreet")
+
+    assert result.exit_code == 2
+    assert "unknown orchestrator elmstreet" in json.loads(result.stdout)["error"]
+
+
+def test_verbose_tells_what_the_run_did_step_by_step(sim_config: Path) -> None:
+    result = cli("-c", str(sim_config), "-v", "sync")
+
+    assert result.exit_code == 0
+    for step in ("got an access token", "DPSK pools on them", "read the site-wide pool", "sending 6 creates",
+                 "named 6 of 6 site-wide identities"):
+        assert any(line.startswith("<6>") and step in line for line in result.stderr.splitlines()), step
+    assert "<7>" not in result.stderr, "request lines are -vv"
