@@ -15,7 +15,7 @@ from dpsk_orch.errors import UsageError
 from dpsk_orch.exit_codes import BLOCKED, OK, PARTIAL, UNREACHABLE, USAGE
 from dpsk_orch.flags import Resolution, resolve
 from dpsk_orch.r1.client import ClientSettings, R1Client
-from dpsk_orch.state import IN_MEMORY, Flag, StateStore
+from dpsk_orch.state import IN_MEMORY, Flag, StateStore, invocation_id, run_trigger
 from dpsk_orch.sync.discovery import DiscoveryResult, discover
 from dpsk_orch.sync.run import SyncOptions, SyncResult, sync_orchestrator
 
@@ -149,13 +149,15 @@ def run_resolve(config: Config, store: StateStore, flags: list[Flag], action: st
     orchestrators = [config.orchestrators[name] for name in by_orchestrator]
 
     async def resolve_all(orchestrator: OrchestratorConfig, r1: R1Client) -> list[Resolution]:
-        run_id = store.save_run_start(orchestrator.name, "resolve", "manual", None)
+        run_id = store.save_run_start(orchestrator.name, "resolve", run_trigger(), invocation_id())
+        requests_before, throttled_before = r1.stats.requests, r1.stats.throttled
         done = [await resolve(config, orchestrator, store, r1, flag, action, to_pool)
                 for flag in by_orchestrator[orchestrator.name]]
         failed = [r for r in done if not r.ok]
         store.save_run_end(run_id, "partial" if failed else "ok", PARTIAL if failed else OK,
                            {action: len(done) - len(failed), **({"failed": len(failed)} if failed else {})},
-                           [f"flag {r.flag.id}: {r.message}" for r in failed], 0, 0)
+                           [f"flag {r.flag.id}: {r.message}" for r in failed],
+                           r1.stats.requests - requests_before, r1.stats.throttled - throttled_before)
         return done
 
     return [r for group in asyncio.run(_with_clients(config, orchestrators, transport, resolve_all)) for r in group]

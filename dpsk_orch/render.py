@@ -35,6 +35,7 @@ SUGGESTIONS = {
     "pool_gone": "delete its site-wide passphrases, keep them unmanaged, or --action retry",
 }
 TABLE_ROW_LIMIT = 25  # a terminal table longer than this is cut; --json always has every row
+NAMES_SHOWN = 8  # pool names listed in one line before "and N more"
 PIPE_WIDTH = 1000  # tables written to a pipe or file take the width they need instead of 80 columns
 
 
@@ -119,22 +120,20 @@ class Renderer:
         title = f"{result.orchestrator}: " + ("plan (dry run, nothing changed)" if result.dry_run else "sync")
         rows = action_rows(result)
         if rows:
-            table = Table(title=title, title_justify="left")
-            for column in ("action", "pool", "username", "vlan", "fingerprint", "reason", "result"):
-                table.add_column(column)
-            for action, outcome in rows[:TABLE_ROW_LIMIT]:
-                table.add_row(action.kind, action.pool_name, action.username, vlan_text(action),
-                              short(action.fingerprint), action.reason, outcome)
-            self.console.print(table)
+            cells = [{"action": action.kind, "pool": action.pool_name, "username": action.username,
+                      "vlan": vlan_text(action), "fingerprint": short(action.fingerprint), "reason": action.reason,
+                      "result": outcome} for action, outcome in rows[:TABLE_ROW_LIMIT]]
+            left_out = {"result"} if result.dry_run else set()  # every row of a dry run is only planned
+            self.console.print(dict_table(title, cells, left_out, no_wrap=("action", "vlan", "fingerprint")))
             if len(rows) > TABLE_ROW_LIMIT:
                 self.line(f"... and {len(rows) - TABLE_ROW_LIMIT} more ({count_text(rows)}); --json lists every one")
         elif result.plan is not None:
             self.line(f"{title}: nothing to change")
         found = result.discovery
         if found is not None and found.added:
-            self.line(f"source pools added by discovery: {', '.join(found.added)}")
+            self.line(f"source pools added by discovery: {name_list(found.added)}")
         if found is not None and found.gone:
-            self.line(f"[yellow]source pools gone[/yellow]: {', '.join(found.gone)} (a pool_gone flag each; "
+            self.line(f"[yellow]source pools gone[/yellow]: {name_list(found.gone)} (a pool_gone flag each; "
                       "their site-wide passphrases stay until a person decides)")
         if result.plan is not None and result.plan.flags:
             kinds = ", ".join(f"{n} {k}" for k, n in sorted(flag_counts(result.plan.flags).items()))
@@ -171,9 +170,10 @@ class Renderer:
                       f"{result.pools_seen} pool(s) on the venue, {len(result.matched)} source pool(s)"
                       + (" (dry run, nothing recorded)" if result.dry_run else ""))
             if result.added:
-                self.line(f"  {verb}: {', '.join(result.added)}")
+                self.line(f"  {verb}: {name_list(result.added)}")
             if result.gone:
-                self.line(f"  gone: {', '.join(result.gone)} (pool_gone flag; its site-wide passphrases stay)")
+                self.line(f"  gone: {name_list(result.gone)} (a pool_gone flag each; their site-wide passphrases "
+                          "stay)")
             for error in result.errors:
                 self.error(f"{result.orchestrator}: {error}; nothing judged gone this run")
 
@@ -186,14 +186,16 @@ class Renderer:
         if not flags:
             self.line("no open flags")
             return
-        table = Table(title="flags", title_justify="left")
-        for column in ("id", "kind", "orchestrator", "pool", "username", "vlan", "fingerprint", "status",
-                       "last seen (UTC)"):
-            table.add_column(column, no_wrap=column in ("kind", "last seen (UTC)"))
-        for flag in flags:
-            table.add_row(str(flag.id), flag.kind, flag.orchestrator, flag.pool_name or "", flag.username or "",
-                          str(flag.vlan_id or ""), short(flag.fingerprint), flag.status, table_time(flag.last_seen))
-        self.console.print(table)
+        orchestrators = {flag.orchestrator for flag in flags}
+        rows = [{"id": str(flag.id), "kind": flag.kind, "orchestrator": flag.orchestrator, "pool": flag.pool_name or "",
+                 "username": flag.username or "", "vlan": "" if flag.vlan_id is None else str(flag.vlan_id),
+                 "fingerprint": short(flag.fingerprint), "status": flag.status,
+                 "last seen (UTC)": table_time(flag.last_seen)} for flag in flags]
+        left_out = {"orchestrator"} if len(orchestrators) == 1 else set()  # said in the title instead
+        if all(flag.status == "open" for flag in flags):
+            left_out.add("status")
+        title = f"flags of {orchestrators.pop()}" if len(orchestrators) == 1 else "flags"
+        self.console.print(dict_table(title, rows, left_out, no_wrap=("kind", "last seen (UTC)")))
 
     def flag_detail(self, flag: Flag, events: list[dict[str, Any]], suggested_pool: str | None) -> None:
         suggestion = SUGGESTIONS.get(flag.kind, "")
@@ -239,31 +241,38 @@ class Renderer:
         if self.as_json:
             self.emit_json({"orchestrators": rows})
             return
-        table = Table(title="status", title_justify="left")
-        for column in ("orchestrator", "last run (UTC)", "result", "counts", "open flags", "mappings", "pools"):
-            table.add_column(column, no_wrap=column == "last run (UTC)")
-        for row in rows:
-            last = row.get("last_run") or {}
-            started = table_time(last["started_at"]) if last else "never"
-            table.add_row(row["orchestrator"], started, last.get("status", ""),
-                          compact(last.get("counts", {})), compact(row["open_flags"]),
-                          compact(row["mappings"]), str(row["source_pools"]))
-        self.console.print(table)
+        for row in rows:  # one key/value table per orchestrator: readable at any terminal width
+            table = Table(title=f"status of {row['orchestrator']}", title_justify="left", show_header=False)
+            last = row.get("last_run")
+            if last is None:
+                table.add_row("last run", "never")
+            else:
+                table.add_row("last run", f"{table_time(last['started_at'])} UTC: {last['command']} {last['status']} "
+                                          f"(exit {last.get('exit_code')}), {last.get('requests', 0)} requests")
+                table.add_row("its counts", spaced(last.get("counts") or {}))
+            table.add_row("open flags", spaced(row["open_flags"]))
+            table.add_row("mappings", spaced(row["mappings"]))
+            table.add_row("source pools", str(row["source_pools"]))
+            self.console.print(table)
 
     def history(self, runs: list[dict[str, Any]]) -> None:
         if self.as_json:
             self.emit_json({"runs": runs})
             return
-        table = Table(title="history", title_justify="left")
-        for column in ("run", "orchestrator", "command", "started (UTC)", "duration", "status", "exit", "counts",
-                       "requests", "errors"):
-            table.add_column(column, no_wrap=column == "started (UTC)")
-        for run in runs:
-            table.add_row(str(run["id"]), run["orchestrator"], run["command"], table_time(run["started_at"]),
-                          duration_text(run), run["status"], str(run.get("exit_code", "")),
-                          compact(run.get("counts") or {}), str(run.get("requests", "")),
-                          "; ".join(run.get("errors") or [])[:200])
-        self.console.print(table)
+        orchestrators = {run["orchestrator"] for run in runs}
+        rows = [{"run": str(run["id"]), "orchestrator": run["orchestrator"], "command": run["command"],
+                 "started (UTC)": table_time(run["started_at"]), "took": duration_text(run),
+                 "status": run["status"] if run.get("exit_code") in (None, 0) else f"{run['status']} "
+                                                                                   f"({run['exit_code']})",
+                 "requests": str(run.get("requests", "")), "counts": compact(run.get("counts") or {})}
+                for run in runs]
+        single = len(orchestrators) == 1
+        title = f"history of {orchestrators.pop()}" if single else "history"
+        self.console.print(dict_table(title, rows, {"orchestrator"} if single else set(),
+                                      no_wrap=("started (UTC)", "counts")))
+        for run in runs:  # errors under the table: they are sentences, too long for a column
+            for error in run.get("errors") or []:
+                self.line(f"run {run['id']}: {error}")
 
 
 def action_rows(result: SyncResult) -> list[tuple[Action, str]]:
@@ -333,8 +342,24 @@ def vlan_text(action: Action) -> str:
     return "" if action.vlan_after is None else str(action.vlan_after)
 
 
-def compact(counts: dict[str, Any]) -> str:
+def dict_table(title: str, rows: list[dict[str, str]], left_out: set[str], no_wrap: tuple[str, ...]) -> Table:
+    """A table of `rows` (dicts with the same keys, in column order) without the `left_out` columns."""
+    table = Table(title=title, title_justify="left")
+    columns = [key for key in (rows[0] if rows else {}) if key not in left_out]
+    for column in columns:
+        table.add_column(column, no_wrap=column in no_wrap)
+    for row in rows:
+        table.add_row(*(row[column] for column in columns))
+    return table
+
+
+def spaced(counts: dict[str, Any]) -> str:
     return " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if value) or "-"
+
+
+def compact(counts: dict[str, Any]) -> str:
+    """Counts for a table cell, one `key=value` a line, so that a narrow column never cuts one."""
+    return "\n".join(f"{key}={value}" for key, value in sorted(counts.items()) if value) or "-"
 
 
 def duration_text(run: dict[str, Any]) -> str:
@@ -343,6 +368,12 @@ def duration_text(run: dict[str, Any]) -> str:
     started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
     ended = datetime.fromisoformat(run["ended_at"].replace("Z", "+00:00"))
     return f"{(ended - started).total_seconds():.0f}s"
+
+
+def name_list(names: list[str], limit: int = NAMES_SHOWN) -> str:
+    """`A, B, C and 17 more`: a list of pool names that stays one readable line (--json has them all)."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def table_time(iso: str) -> str:
