@@ -335,6 +335,14 @@ class StateStore:
                     values["managed"] = int(values["managed"])
                 self.db.table("mappings").update(mapping_id, values)
 
+    def save_target_owner(self, orchestrator: str, target_passphrase_id: str, mapping_id: int | None) -> None:
+        """Free a site-wide passphrase of every mapping but `mapping_id` (None: of all), in the transaction of
+        the change that gives it its new owner: a site-wide passphrase belongs to one mapping."""
+        self.db.execute(
+            """UPDATE mappings SET target_passphrase_id = NULL, identity_id = NULL, identity_name = NULL,
+                   updated_at = ? WHERE orchestrator = ? AND target_passphrase_id = ? AND id IS NOT ?""",
+            [utc_now(), orchestrator, target_passphrase_id, mapping_id])
+
     def save_intent(self, mapping_ids: Iterable[int], intent: str | None) -> None:
         """Record (or clear, with None) what is about to be done to these mappings."""
         stamp = utc_now() if intent else None

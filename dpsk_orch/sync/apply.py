@@ -92,8 +92,9 @@ class Applier:
 
     async def apply(self, plan: Plan) -> ApplyReport:
         self._writes = plan.writes
-        for action in plan.of_kind(RELINK, ADOPT, LINK, FORGET):
-            self._apply_state_only(action)
+        with self.store.transaction():  # who owns which site-wide passphrase: one change, in plan order
+            for action in plan.of_kind(RELINK, ADOPT, LINK, FORGET):
+                self._apply_state_only(action)
         creates = self._record_create_intents(plan.of_kind(CREATE))
         logger.info("sending %d creates, %d updates, %d revokes, %d unrevokes", len(creates),
                     len(plan.of_kind(UPDATE)), len(plan.of_kind(REVOKE)), len(plan.of_kind(UNREVOKE)))
@@ -117,21 +118,25 @@ class Applier:
     # ---- state only --------------------------------------------------------------------------
 
     def _apply_state_only(self, action: Action) -> None:
-        if action.kind == RELINK:
+        if action.kind == RELINK:  # the identity is named again: its description names the source
             self.store.save_mapping_changes(
-                action.mapping_id, source_passphrase_id=action.source_passphrase_id,
-                source_pool_id=action.pool_id, source_fingerprint=action.fingerprint)
+                action.mapping_id, source_passphrase_id=action.source_passphrase_id, source_pool_id=action.pool_id,
+                source_fingerprint=action.fingerprint, vlan_id=action.vlan_after, target_username=action.username,
+                identity_name=None)
         elif action.kind == ADOPT:
             target = self.targets[action.target_passphrase_id]
+            self.store.save_target_owner(self.orchestrator, target.id, None)
             self.store.save_new_mapping(
                 self.orchestrator, source_pool_id=action.pool_id, source_passphrase_id=action.source_passphrase_id,
                 source_fingerprint=action.fingerprint, vlan_id=action.vlan_after, target_username=action.username,
                 target_passphrase_id=target.id, identity_id=target.identity_id)
         elif action.kind == LINK:
             target = self.targets[action.target_passphrase_id]
+            self.store.save_target_owner(self.orchestrator, target.id, action.mapping_id)
             self.store.save_mapping_changes(
-                action.mapping_id, target_passphrase_id=target.id, identity_id=target.identity_id,
-                target_username=action.username, intent=None, intent_request_id=None, intent_at=None)
+                action.mapping_id, target_passphrase_id=target.id, identity_id=target.identity_id, identity_name=None,
+                source_fingerprint=action.fingerprint, vlan_id=action.vlan_after, target_username=action.username,
+                intent=None, intent_request_id=None, intent_at=None)
         elif action.kind == FORGET:
             self.store.delete_mappings([action.mapping_id])
         self.report.record(action, True)
@@ -149,11 +154,12 @@ class Applier:
                         source_passphrase_id=action.source_passphrase_id, source_fingerprint=action.fingerprint,
                         vlan_id=action.vlan_after, target_username=action.username, target_passphrase_id=None,
                         intent=CREATE)
-                else:
+                else:  # what is sent is recorded: the next run finds what landed by it
                     mapping_id = action.mapping_id
                     self.store.save_mapping_changes(
                         mapping_id, target_passphrase_id=None, identity_id=None, identity_name=None,
-                        intent=CREATE, intent_request_id=None, intent_at=utc_now())
+                        source_fingerprint=action.fingerprint, vlan_id=action.vlan_after,
+                        target_username=action.username, intent=CREATE, intent_request_id=None, intent_at=utc_now())
                 pairs.append((action, mapping_id))
         return pairs
 

@@ -2,6 +2,8 @@
 
 Nothing here talks to RuckusONE or the state file. The rules of DESIGN.md live here:
 absence is judged only from complete reads; the right VLAN or nothing; only what we own is touched.
+And one more: the site-wide pool holds a passphrase string once, so a string's copy is the row that
+holds it, and follows the string from source to source (a resident who moves, two units that swap).
 """
 
 from __future__ import annotations
@@ -109,11 +111,24 @@ class _Planner:
         self.allow_deletes = allow_deletes
         self.targets = {row.id: row for row in snapshot.target.passphrases}
         self.target_fingerprints = {row.id: fingerprint(row.passphrase) for row in self.targets.values()}
-        self.claimed = {m.target_passphrase_id for m in self.mappings if m.target_passphrase_id}
+        self.holding: dict[str, list[Passphrase]] = defaultdict(list)  # fingerprint -> site-wide rows with it
+        for row in self.targets.values():
+            self.holding[self.target_fingerprints[row.id]].append(row)
         self.by_source = {m.source_passphrase_id: m for m in self.mappings}
         self.reads = {read.pool.id: read for read in snapshot.sources}
         self.rows = [SourceRow(read, row, fingerprint(row.passphrase))
                      for read in snapshot.sources if read.is_complete for row in read.passphrases]
+        self.source_fingerprints = {source.row.id: source.fingerprint for source in self.rows}
+        # Who owns which site-wide row, as this plan goes: a row can pass to the source that now holds its
+        # string. `freed` rows were ours and lost their owner; `detached` mappings lost their row.
+        self.owner = {m.target_passphrase_id: m for m in self.mappings if m.target_passphrase_id}
+        self.freed: set[str] = set()
+        self.adopted: set[str] = set()  # rows given to mappings this run makes
+        self.detached: set[int] = set()
+        self.relinked: set[int] = set()
+        self.absent_ids: set[int] = set()
+        self.reported: set[str] = set()  # unmanaged rows named by a conflict flag (so not also orphans)
+        self.wanted: set[str] = set()  # fingerprints of the source passphrases this plan places
         self.actions: list[Action] = []
         self.flags: list[FlagSpec] = []
         self.notes: list[str] = []
@@ -122,14 +137,12 @@ class _Planner:
     def plan(self) -> Plan:
         placeable = self._flag_conflicting_sources()
         absent = self._absent_mappings()
-        relinkable: dict[tuple[str, int | None], list[StoredMapping]] = defaultdict(list)
-        for mapping in absent:
-            relinkable[(mapping.source_fingerprint, mapping.vlan_id)].append(mapping)
-        for source in placeable:
-            if self.snapshot.in_scope(source.read.pool.id):
-                self._plan_source(source, relinkable)
-        relinked = {action.mapping_id for action in self.actions if action.kind == RELINK}
-        self._plan_removals([m for m in absent if m.id not in relinked])
+        self.absent_ids = {m.id for m in absent}
+        placed = [source for source in placeable if self.snapshot.in_scope(source.read.pool.id)]
+        self.wanted = {source.fingerprint for source in placed if source.vlan is not None}
+        for source in placed:
+            self._plan_source(source)
+        self._plan_removals([m for m in absent if m.id not in self.relinked])
         if self.snapshot.scope is None:
             self._flag_orphans()
         return Plan(self.config.name, tuple(self.actions), tuple(self._unignored(self.flags)),
@@ -138,7 +151,10 @@ class _Planner:
     # ---- sources -----------------------------------------------------------------------------
 
     def _flag_conflicting_sources(self) -> list[SourceRow]:
-        """Rows whose passphrase string appears once among all sources; conflicts become flags."""
+        """Rows whose passphrase string appears once among all sources; conflicts become flags.
+
+        A copy placed before the conflict arose stays as it is, except that a revocation at its
+        source still reaches it: taking access away is never a guess."""
         by_fingerprint: dict[str, list[SourceRow]] = defaultdict(list)
         for source in self.rows:
             by_fingerprint[source.fingerprint].append(source)
@@ -154,6 +170,8 @@ class _Planner:
                 continue
             if not any(self.snapshot.in_scope(s.read.pool.id) for s in sources):
                 continue  # --pool: not a conflict of the pools this run acts on
+            for source in sources:
+                self._revoke_placed_copy(source)
             first = sources[0]
             pools = ", ".join(f"{s.read.pool.name} (VLAN {s.vlan})" for s in sources)
             self._flag("conflict", f"conflict:{fingerprint}", first, fingerprint,
@@ -162,17 +180,16 @@ class _Planner:
 
     def _absent_mappings(self) -> list[StoredMapping]:
         """Managed mappings whose source passphrase is missing from a complete read of its pool."""
-        present = {source.row.id for source in self.rows}
         absent = []
         for mapping in self.mappings:
             read = self.reads.get(mapping.source_pool_id)
             if (mapping.managed and read is not None and read.is_complete
-                    and mapping.source_passphrase_id not in present):
+                    and mapping.source_passphrase_id not in self.source_fingerprints):
                 absent.append(mapping)
         return absent
 
-    def _plan_source(self, source: SourceRow,
-                     relinkable: dict[tuple[str, int | None], list[StoredMapping]]) -> None:
+    def _plan_source(self, source: SourceRow) -> None:
+        """Where one placeable source passphrase's copy is, and what it needs."""
         mapping = self.by_source.get(source.row.id)
         if mapping is not None and not mapping.managed:
             return  # a person chose to keep it unmanaged
@@ -182,65 +199,138 @@ class _Planner:
                        f"no VLAN on the passphrase and no fallback `vlan:` for pool {source.read.pool.name}")
             return
         desired = self._desired(source, vlan)
-        if mapping is None:
-            candidates = relinkable.get((source.fingerprint, vlan))
-            if candidates:
-                mapping = candidates.pop(0)
-                self._act(RELINK, source, desired, "source passphrase re-created with the same string and VLAN",
-                          mapping=mapping, vlan_before=mapping.vlan_id)
-            else:
-                self._plan_unmapped(source, desired)
-                return
-        if mapping.target_passphrase_id is None:
-            self._plan_pending_create(source, desired, mapping)
+        pending = mapping is not None and mapping.target_passphrase_id is None and mapping.id not in self.detached
+        if pending and self._plan_pending_create(source, desired, mapping):
             return
-        target = self.targets.get(mapping.target_passphrase_id)
-        if target is None and source.row.is_revoked:
+        current = self._copy_of(mapping)
+        if current is not None and self.target_fingerprints[current.id] == source.fingerprint:
+            self._plan_changes(source, desired, current, mapping)
+            return
+        if current is not None and self.target_fingerprints[current.id] in self.wanted:
+            self._release(current)  # the source has a new string, and another source has its old one: theirs
+            current = None
+        vanished = (mapping is not None and mapping.target_passphrase_id is not None
+                    and mapping.target_passphrase_id not in self.targets)
+        if vanished and source.row.is_revoked:
             self._act_on_mapping(FORGET, mapping, "site-wide copy gone and its source is revoked: nothing to restore")
             return
-        if target is None:
+        if vanished:
             self._flag("target_missing", f"target_missing:{source.row.id}", source, source.fingerprint,
                        "the site-wide passphrase made from this source is gone; it is created again")
-            self._act(CREATE, source, desired, "site-wide copy disappeared", mapping=mapping)
-            return
-        self._plan_changes(source, desired, target, mapping)
-
-    def _plan_unmapped(self, source: SourceRow, desired: PassphraseFields) -> None:
-        """A source passphrase dpsk-orch never placed: adopt an identical entry, else create."""
-        same_string = [t for t_id, t in self.targets.items()
-                       if t_id not in self.claimed and self.target_fingerprints[t_id] == source.fingerprint]
-        same_vlan = [t for t in same_string if t.vlan_id == desired.vlan_id]
-        if same_vlan:
-            target = same_vlan[0]
-            self.claimed.add(target.id)
-            self._act(ADOPT, source, desired, "an unmanaged site-wide entry has the same string and VLAN",
-                      target=target)
-            self._plan_changes(source, desired, target, None)
-        elif same_string:
-            self.claimed.update(t.id for t in same_string)  # reported as this conflict, not as orphans
-            vlans = ", ".join(str(t.vlan_id) for t in same_string)
-            self._flag("conflict", f"conflict:{source.fingerprint}", source, source.fingerprint,
-                       f"an unmanaged site-wide entry has this passphrase under VLAN {vlans}, the source under "
-                       f"VLAN {desired.vlan_id}; nothing is placed")
+        holders = [row for row in self.holding[source.fingerprint] if row is not current]
+        if holders:
+            self._plan_string_in_use(source, desired, mapping, current, holders)
+        elif current is not None:
+            self._plan_changes(source, desired, current, mapping)  # a new string: the copy changes with it
         elif not source.row.is_revoked:  # a revoked passphrase is placed only once it is active again
-            self._act(CREATE, source, desired, "new source passphrase")
+            self._act(CREATE, source, desired, self._create_reason(mapping, vanished), mapping=mapping)
 
-    def _plan_pending_create(self, source: SourceRow, desired: PassphraseFields, mapping: StoredMapping) -> None:
-        """A create recorded by an earlier run: link what landed, wait for what may land, redo the rest."""
-        landed = [t for t_id, t in self.targets.items() if t_id not in self.claimed
-                  and self.target_fingerprints[t_id] == source.fingerprint and t.vlan_id == desired.vlan_id]
+    def _create_reason(self, mapping: StoredMapping | None, vanished: bool) -> str:
+        if vanished:
+            return "site-wide copy disappeared"
+        if mapping is None:
+            return "new source passphrase"
+        if mapping.id in self.detached:
+            return "source changed to a new string; its old copy went to the passphrase that holds the old one now"
+        return "earlier create did not land"
+
+    def _plan_pending_create(self, source: SourceRow, desired: PassphraseFields, mapping: StoredMapping) -> bool:
+        """A create an earlier run recorded: link what landed (matched by what was sent, which the source may
+        have changed since), or wait for what may still land. False: it did not land; place it afresh."""
+        landed = [row for row in self.holding[mapping.source_fingerprint]
+                  if self._is_unmanaged(row) and row.vlan_id == mapping.vlan_id]
         if landed:
-            self.claimed.add(landed[0].id)
+            self._give(landed[0], mapping)
             self._act(LINK, source, desired, "create of an earlier run found in the site-wide pool",
                       mapping=mapping, target=landed[0])
             self._plan_changes(source, desired, landed[0], mapping)
-        elif mapping.id in self.snapshot.unsettled_mapping_ids:
+            return True
+        if mapping.id in self.snapshot.unsettled_mapping_ids:
             self.notes.append(f"{desired.username}: an earlier create may still be running in RuckusONE; "
                               "left for the next run")
-        elif source.row.is_revoked:
+            return True
+        if source.row.is_revoked:
             self._act_on_mapping(FORGET, mapping, "earlier create did not land and the source is now revoked")
+            return True
+        return False
+
+    def _plan_string_in_use(self, source: SourceRow, desired: PassphraseFields, mapping: StoredMapping | None,
+                            current: Passphrase | None, holders: list[Passphrase]) -> None:
+        """The source's string is in the site-wide pool in another row already. The pool holds a string once,
+        so that row is the source's copy to be: take it over when it was ours and has lost its own source
+        (deleted, or changed to another string), adopt an identical unmanaged entry, and otherwise wait
+        or flag. A create here would fail, or make a second entry for one passphrase."""
+        takeable = sorted((row for row in holders if self._is_takeable(row)),
+                          key=lambda row: row.vlan_id != desired.vlan_id)
+        if takeable:
+            self._take_over(source, desired, mapping, current, takeable[0])
+            return
+        unmanaged = [row for row in holders if self._is_unmanaged(row)]
+        identical = [row for row in unmanaged if row.vlan_id == desired.vlan_id]
+        if identical and current is None:
+            self._give(identical[0], mapping)
+            if mapping is None:
+                self._act(ADOPT, source, desired, "an unmanaged site-wide entry has the same string and VLAN",
+                          target=identical[0])
+            else:
+                self._act(LINK, source, desired, "an unmanaged site-wide entry has the same string and VLAN",
+                          mapping=mapping, target=identical[0])
+            self._plan_changes(source, desired, identical[0], mapping)
+        elif unmanaged:
+            self.reported.update(row.id for row in unmanaged)
+            vlans = ", ".join(str(row.vlan_id) for row in unmanaged)
+            self._flag("conflict", f"conflict:{source.fingerprint}", source, source.fingerprint,
+                       f"an unmanaged site-wide entry has this passphrase under VLAN {vlans}, the source under "
+                       f"VLAN {desired.vlan_id}; nothing is placed")
         else:
-            self._act(CREATE, source, desired, "earlier create did not land", mapping=mapping)
+            self._plan_held_by_unknown_copy(source, desired, holders[0])
+
+    def _plan_held_by_unknown_copy(self, source: SourceRow, desired: PassphraseFields, row: Passphrase) -> None:
+        """The string is in a copy dpsk-orch made for another source it cannot judge this run."""
+        owner = self.owner[row.id]
+        read = self.reads.get(owner.source_pool_id)
+        if read is not None and not (read.is_complete and self.snapshot.in_scope(read.pool.id)):
+            self.notes.append(f"{desired.username}: its passphrase is the copy of a passphrase of pool "
+                              f"{read.pool.name}, which this run did not judge; left for the next run")
+            return
+        why = "kept unmanaged by a person" if not owner.managed else "whose pool is no longer read"
+        self._flag("conflict", f"conflict:{source.fingerprint}", source, source.fingerprint,
+                   f"the site-wide pool already holds this passphrase (VLAN {row.vlan_id}) as the copy of another "
+                   f"source passphrase, {why}; nothing is placed")
+
+    def _take_over(self, source: SourceRow, desired: PassphraseFields, mapping: StoredMapping | None,
+                   current: Passphrase | None, row: Passphrase) -> None:
+        """Make `row` the source's copy: its passphrase moved here (the old mapping follows it), or the source
+        changed to the string of a copy that lost its own source (that copy changes hands)."""
+        previous = self.owner.get(row.id)
+        if mapping is None and previous is not None and previous.id in self.absent_ids:
+            self.relinked.add(previous.id)
+            self._act(RELINK, source, desired, "the same passphrase, re-created or moved here from "
+                      f"{self._pool_name(previous.source_pool_id)}", mapping=previous, vlan_before=row.vlan_id)
+            self._plan_changes(source, desired, row, previous)
+            return
+        if current is not None:
+            self._release(current)  # its old string has no source now: reported as an orphan
+        self._give(row, mapping)
+        if mapping is None:
+            self._act(ADOPT, source, desired, "takes over the site-wide copy whose source no longer holds this "
+                      "string", target=row)
+        else:
+            self._act(LINK, source, desired, "takes over the site-wide copy whose source no longer holds this "
+                      "string", mapping=mapping, target=row)
+        self._plan_changes(source, desired, row, mapping)
+
+    def _revoke_placed_copy(self, source: SourceRow) -> None:
+        """Revoke the copy of a revoked source that cannot be placed (a conflict), if it has one."""
+        copy = self._copy_of(self.by_source.get(source.row.id))
+        if copy is None or not source.row.is_revoked or copy.is_revoked:
+            return
+        mapping = self.by_source[source.row.id]
+        self.actions.append(Action(
+            kind=REVOKE, pool_id=source.read.pool.id, pool_name=source.read.pool.name, username=copy.username,
+            fingerprint=source.fingerprint, reason="source passphrase revoked (its string is in a conflict)",
+            vlan_after=copy.vlan_id, source_passphrase_id=source.row.id, target_passphrase_id=copy.id,
+            mapping_id=mapping.id))
 
     def _plan_changes(self, source: SourceRow, desired: PassphraseFields, target: Passphrase,
                       mapping: StoredMapping | None) -> None:
@@ -251,6 +341,52 @@ class _Planner:
         if source.row.is_revoked != target.is_revoked:
             kind = REVOKE if source.row.is_revoked else UNREVOKE
             self._act(kind, source, desired, f"source passphrase {kind}d", mapping=mapping, target=target)
+
+    # ---- who owns which site-wide row ----------------------------------------------------------
+
+    def _copy_of(self, mapping: StoredMapping | None) -> Passphrase | None:
+        """The site-wide row the mapping owns at this point of the plan."""
+        row = self.targets.get(mapping.target_passphrase_id or "") if mapping else None
+        return row if row is not None and self.owner.get(row.id) is mapping else None
+
+    def _is_unmanaged(self, row: Passphrase) -> bool:
+        """Never made or owned by dpsk-orch."""
+        return row.id not in self.owner and row.id not in self.freed and row.id not in self.adopted
+
+    def _is_takeable(self, row: Passphrase) -> bool:
+        """A copy dpsk-orch owns whose own source no longer holds its string: it may pass to the source that
+        does. Only a complete read of the owner's pool, in this run's scope, tells."""
+        if row.id in self.freed:
+            return True
+        owner = self.owner.get(row.id)
+        if owner is None or not owner.managed or not self.snapshot.in_scope(owner.source_pool_id):
+            return False
+        read = self.reads.get(owner.source_pool_id)
+        if read is None or not read.is_complete:
+            return False
+        return self.source_fingerprints.get(owner.source_passphrase_id) != self.target_fingerprints[row.id]
+
+    def _give(self, row: Passphrase, mapping: StoredMapping | None) -> None:
+        """`row` belongs to `mapping` (None: a mapping this run makes) from now on; its previous owner loses it."""
+        previous = self.owner.pop(row.id, None)
+        if previous is not None and previous is not mapping:
+            self.detached.add(previous.id)
+        self.freed.discard(row.id)
+        if mapping is None:
+            self.adopted.add(row.id)
+        else:
+            self.owner[row.id] = mapping
+
+    def _release(self, row: Passphrase) -> None:
+        """`row` is no longer its owner's copy: free for the source that holds its string, else an orphan."""
+        previous = self.owner.pop(row.id, None)
+        if previous is not None:
+            self.detached.add(previous.id)
+        self.freed.add(row.id)
+
+    def _pool_name(self, pool_id: str) -> str:
+        read = self.reads.get(pool_id)
+        return read.pool.name if read else pool_id
 
     def _desired(self, source: SourceRow, vlan: int) -> PassphraseFields:
         row, pool = source.row, source.read.pool
@@ -272,7 +408,10 @@ class _Planner:
         absent = [m for m in absent if self.snapshot.in_scope(m.source_pool_id)]
         removals = []
         for mapping in absent:
-            if mapping.target_passphrase_id is None or mapping.target_passphrase_id not in self.targets:
+            if mapping.id in self.detached:
+                self._act_on_mapping(FORGET, mapping, "source gone; its copy went to the passphrase that holds its "
+                                                      "string now")
+            elif mapping.target_passphrase_id is None or mapping.target_passphrase_id not in self.targets:
                 self._act_on_mapping(FORGET, mapping, "source and site-wide copy are both gone")
             else:
                 removals.append(mapping)
@@ -303,7 +442,7 @@ class _Planner:
 
     def _flag_orphans(self) -> None:
         for target_id, target in self.targets.items():
-            if target_id in self.claimed:
+            if target_id in self.owner or target_id in self.adopted or target_id in self.reported:
                 continue
             fingerprint = self.target_fingerprints[target_id]
             self.flags.append(FlagSpec(

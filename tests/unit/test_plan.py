@@ -245,6 +245,78 @@ def test_pending_create_that_did_not_land_is_sent_again_unless_it_may_still_land
     assert "may still be running" in plan.notes[0]
 
 
+def test_a_passphrase_moved_to_another_unit_moves_its_copy_to_the_new_vlan():
+    """A resident moves from unit 101 to 102 keeping their passphrase: one copy, on the new unit's VLAN."""
+    plan = plan_sync(CONFIG, snapshot(a=[], b=[pp("b1", "moving-secret", vlan=102, pool="pool-b")],
+                                      site=[site_copy("t1", "moving-secret", vlan=101)]),
+                     [mapping(1, "s1", "moving-secret", "t1")], fp)
+    assert kinds(plan) == [RELINK, UPDATE]
+    assert (plan.actions[1].target_passphrase_id, plan.actions[1].vlan_before, plan.actions[1].vlan_after) == \
+        ("t1", 101, 102)
+    assert plan.flags == ()
+
+
+def test_a_string_changed_to_that_of_a_removed_passphrase_takes_over_its_copy():
+    plan = plan_sync(CONFIG, snapshot(a=[], b=[pp("b1", "secret-a-one", vlan=102, pool="pool-b")],
+                                      site=[site_copy("t1", "secret-a-one", vlan=101),
+                                            site_copy("t2", "secret-b-two", vlan=102)]),
+                     [mapping(1, "s1", "secret-a-one", "t1"),
+                      mapping(2, "b1", "secret-b-two", "t2", vlan=102, pool="pool-b")], fp)
+    assert [(a.kind, a.mapping_id, a.target_passphrase_id) for a in plan.actions] == [
+        (LINK, 2, "t1"), (UPDATE, 2, "t1"), (FORGET, 1, "t1")]
+    assert [(f.kind, f.target_passphrase_id) for f in plan.flags] == [("orphan", "t2")], \
+        "the old string has no source now: a person decides"
+
+
+def test_two_units_swapping_strings_swap_copies_without_a_create():
+    plan = plan_sync(CONFIG, snapshot(a=[pp("s1", "secret-b-two")], b=[pp("b1", "secret-a-one", vlan=102,
+                                                                           pool="pool-b")],
+                                      site=[site_copy("t1", "secret-a-one", vlan=101),
+                                            site_copy("t2", "secret-b-two", vlan=102)]),
+                     [mapping(1, "s1", "secret-a-one", "t1"),
+                      mapping(2, "b1", "secret-b-two", "t2", vlan=102, pool="pool-b")], fp)
+    updates = {(a.target_passphrase_id, a.vlan_after) for a in plan.of_kind(UPDATE)}
+    assert CREATE not in kinds(plan) and updates == {("t2", 101), ("t1", 102)}
+    assert plan.flags == ()
+
+
+def test_a_copy_whose_old_string_another_unit_now_holds_goes_to_that_unit():
+    """Unit 101 changes P to Q while unit 102 adds P: P's copy moves to 102's VLAN, Q is created for 101;
+    never Q under 102's VLAN."""
+    plan = plan_sync(CONFIG, snapshot(a=[pp("s1", "secret-q-new")], b=[pp("b1", "secret-p-old", vlan=102,
+                                                                          pool="pool-b")],
+                                      site=[site_copy("t1", "secret-p-old", vlan=101)]),
+                     [mapping(1, "s1", "secret-p-old", "t1")], fp)
+    by_kind = {a.kind: a for a in plan.actions}
+    assert sorted(kinds(plan)) == sorted([CREATE, ADOPT, UPDATE])
+    assert (by_kind[ADOPT].target_passphrase_id, by_kind[UPDATE].vlan_after) == ("t1", 102)
+    assert (by_kind[CREATE].fields.passphrase, by_kind[CREATE].vlan_after) == ("secret-q-new", 101)
+
+
+def test_a_create_that_landed_unseen_is_linked_though_its_source_changed_vlan_since():
+    plan = plan_sync(CONFIG, snapshot(a=[pp("s1", "secret-one-1", vlan=105)], site=[site_copy("t1", "secret-one-1")]),
+                     [mapping(1, "s1", "secret-one-1", None, intent="create")], fp)
+    assert kinds(plan) == [LINK, UPDATE] and plan.actions[1].vlan_after == 105
+    assert plan.flags == ()
+
+
+def test_a_revoked_source_in_a_conflict_still_revokes_its_placed_copy():
+    plan = plan_sync(CONFIG, snapshot(a=[pp("s1", "shared-secret", is_revoked=True)],
+                                      b=[pp("b1", "shared-secret", vlan=102, pool="pool-b")],
+                                      site=[site_copy("t1", "shared-secret")]),
+                     [mapping(1, "s1", "shared-secret", "t1")], fp)
+    assert [(a.kind, a.target_passphrase_id) for a in plan.actions] == [(REVOKE, "t1")]
+    assert flag_kinds(plan) == ["conflict"]
+
+
+def test_a_string_held_by_the_copy_of_an_unread_pool_waits_instead_of_guessing():
+    plan = plan_sync(CONFIG, snapshot(a=[], a_error="HTTP 503", b=[pp("b1", "secret-one-1", vlan=102, pool="pool-b")],
+                                      site=[site_copy("t1", "secret-one-1")]),
+                     [mapping(1, "s1", "secret-one-1", "t1")], fp)
+    assert plan.actions == () and plan.flags == ()
+    assert "left for the next run" in plan.notes[0]
+
+
 def test_kept_mapping_is_never_flagged_or_touched():
     kept = [mapping(1, "s1", "secret-one-1", "t1", managed=False)]
     plan = plan_sync(CONFIG, snapshot(a=[], site=[site_copy("t1", "secret-one-1")]), kept, fp)
