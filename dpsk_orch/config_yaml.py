@@ -162,11 +162,13 @@ class Reader:
             self.problem(node.line, path, f"must be a mapping (got {describe(node.value)})")
             return None
         allowed = tuple(allowed)
+        misspelt = set()  # allowed keys an unknown key is probably meant to be
         for key, child in node.value.items():
             if key not in allowed:
                 self.problem(child.key_line, join_key(path, key), _unknown_key_message(key, allowed))
+                misspelt.update(difflib.get_close_matches(key, allowed, n=1))
         for key in required:
-            if key not in node.value:
+            if key not in node.value and key not in misspelt:  # a misspelling is reported once, as such
                 self.problem(node.key_line, path, f"missing required key `{key}`")
         return {key: child for key, child in node.value.items() if key in allowed}
 

@@ -230,3 +230,20 @@ def test_a_pool_restricted_sync_touches_only_that_pool(site: Site) -> None:
     assert site.cli("sync", "--pool", site.seeded.unit_pool_names[1]).exit_code == OK
 
     assert placed(site) == unit_pairs(site, [1])
+
+
+def test_a_resident_who_moves_units_with_their_passphrase_keeps_one_copy_on_the_new_vlan(site: Site) -> None:
+    assert site.cli("sync", "--all").exit_code == OK
+    pools = site.seeded.unit_pool_ids
+    mover = site.unit(0)[0]
+    site.sim.add_passphrase(TENANT, pools[1], mover["passphrase"], "moved-in", vlan_id=site.unit(1)[0]["vlanId"])
+    site.sim.delete_passphrase(TENANT, pools[0], mover["id"])
+
+    result = site.cli("sync", "--all")
+
+    assert result.exit_code == OK, result.stderr
+    copies = [row for row in site.site_wide() if row["passphrase"] == mover["passphrase"]]
+    assert [row["vlanId"] for row in copies] == [site.unit(1)[0]["vlanId"]]
+    assert site.cli_json("flags", "list")["flags"] == []
+    before = site.writes()
+    assert site.cli("sync", "--all").exit_code == OK and site.writes() == before

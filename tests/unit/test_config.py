@@ -203,6 +203,14 @@ def test_unknown_key_suggests_the_known_one(tmp_path):
     assert "did you mean `username_template`?" in problems[0].message
 
 
+def test_a_misspelt_required_key_is_one_problem_not_two(tmp_path):
+    write_secret(tmp_path)
+    text = VALID.replace("    site_wide_pool: SiteWideDPSK", "    site_wide_pol: SiteWideDPSK")
+    problems = problems_of(write_config(tmp_path, text), {"R1_CLIENT_ID": "c"})
+    assert located(problems) == [(12, "orchestrators.parkview.site_wide_pol")]
+    assert "did you mean `site_wide_pool`?" in problems[0].message
+
+
 @pytest.mark.parametrize("line, key", [
     ("    enabled: 'yes'\n", "orchestrators.parkview.enabled"),
     ("    source_pools: Unit101DPSK\n", "orchestrators.parkview.source_pools"),
