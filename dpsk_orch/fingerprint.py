@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -38,7 +37,7 @@ class Fingerprinter:
         return "Fingerprinter(<key withheld>)"
 
     def of(self, passphrase: str) -> str:
-        return hmac.new(self._key, passphrase.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, passphrase.encode(), "sha256").hex()  # one-shot: a few times faster than new()
 
 
 def short(fingerprint: str | None) -> str:
