@@ -259,6 +259,9 @@ class Renderer:
         if self.as_json:
             self.emit_json({"runs": runs})
             return
+        if not runs:
+            self.line("no runs yet")
+            return
         orchestrators = {run["orchestrator"] for run in runs}
         rows = [{"run": str(run["id"]), "orchestrator": run["orchestrator"], "command": run["command"],
                  "started (UTC)": table_time(run["started_at"]), "took": duration_text(run),

@@ -13,7 +13,7 @@ TOO_LONG_CANARY = "CANARY-too-long-" + "x" * 60  # RuckusONE echoes a rejected v
 def every_output(site: Site) -> list[str]:
     """Run every command that reports something, in every mode, and collect what they print."""
     outputs: list[str] = []
-    commands = [("sync", "--all", "--dry-run"), ("sync", "--all"), ("-v", "sync", "--all"), ("flags", "list"),
+    commands = [("sync", "--all", "--dry-run"), ("sync", "--all"), ("-vv", "sync", "--all"), ("flags", "list"),
                 ("flags", "list", "--all"), ("status",), ("history",), ("config", "validate")]
     for command in commands:
         for prefix in ((), ("--json",)):
