@@ -116,11 +116,8 @@ def sync(
     options = SyncOptions(dry_run=dry_run, pools=tuple(pools or ()), allow_deletes=allow_deletes)
     db_path = resolve_state_db(config, g.db, os.environ)
     with _state(db_path, renderer, exclusive=not dry_run, read_only=dry_run) as store:
-        try:
+        with _exit_on_usage_error(renderer):
             work.check_pool_names(store, orchestrators, options.pools)
-        except UsageError as error:
-            renderer.error(str(error))
-            raise typer.Exit(USAGE) from None
         with renderer.progress() as progress:
             results = work.run_sync(config, orchestrators, store, options, progress)
         if metrics_file is not None and not dry_run:
@@ -144,12 +141,9 @@ def discover(
     config = _load_config(g, renderer)
     orchestrators = _select(config, names or [], select_all, renderer)
     db_path = resolve_state_db(config, g.db, os.environ)
-    with _state(db_path, renderer, exclusive=not dry_run, read_only=dry_run) as store:
-        try:
-            results = work.run_discovery(config, orchestrators, store, dry_run)
-        except UsageError as error:
-            renderer.error(str(error))
-            raise typer.Exit(USAGE) from None
+    with _state(db_path, renderer, exclusive=not dry_run, read_only=dry_run) as store, \
+            _exit_on_usage_error(renderer):
+        results = work.run_discovery(config, orchestrators, store, dry_run)
     renderer.discovery_results(results)
     raise typer.Exit(work.overall_exit_code([0 if r.is_complete else 1 for r in results]))
 
@@ -227,13 +221,10 @@ def flags_resolve(
         _select(config, [orchestrator], False, renderer)
     with _state(resolve_state_db(config, g.db, os.environ), renderer, exclusive=not dry_run,
                 read_only=dry_run) as store:
-        try:
+        with _exit_on_usage_error(renderer):
             chosen = work.select_flags(store, flag_ids or [], kind, orchestrator)
             for flag in chosen:
                 check_action(flag, action, to_pool)
-        except UsageError as error:
-            renderer.error(str(error))
-            raise typer.Exit(USAGE) from None
         plans = [(flag, describe(store, flag, action, to_pool)) for flag in chosen]
         renderer.resolution_plan(plans, dry_run)
         if dry_run:
@@ -246,11 +237,8 @@ def flags_resolve(
             if not typer.confirm(f"{action} {len(chosen)} flag(s) as above?", err=True):
                 renderer.error("nothing was done")
                 raise typer.Exit(USAGE)
-        try:
+        with _exit_on_usage_error(renderer):
             resolutions = work.run_resolve(config, store, chosen, action, to_pool)
-        except UsageError as error:
-            renderer.error(str(error))
-            raise typer.Exit(USAGE) from None
     renderer.resolutions(resolutions)
     raise typer.Exit(0 if all(r.ok for r in resolutions) else PARTIAL)
 
@@ -332,8 +320,15 @@ def _load_config(g: Globals, renderer: Renderer) -> Config:
 
 
 def _select(config: Config, names: list[str], select_all: bool, renderer: Renderer) -> list:
-    try:
+    with _exit_on_usage_error(renderer):
         return work.select_orchestrators(config, names, select_all)
+
+
+@contextmanager
+def _exit_on_usage_error(renderer: Renderer) -> Iterator[None]:
+    """A UsageError inside becomes its message on stderr and exit code 2."""
+    try:
+        yield
     except UsageError as error:
         renderer.error(str(error))
         raise typer.Exit(USAGE) from None
